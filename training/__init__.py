@@ -1,0 +1,1 @@
+"""Reptile meta-training on Omniglot: data, batched meta-learning, evaluation, export."""

@@ -1,0 +1,63 @@
+"""Atomic checkpoints: everything needed to continue a run bit for bit."""
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .reptile import MetaState
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(path: Path, *, config: dict, spec: dict, state: MetaState, iteration: int,
+                    rng: np.random.Generator, elapsed_s: float, extra: dict | None = None) -> None:
+    """Write to a temporary file, fsync, then rename over the old one: a kill at any moment
+    leaves either the previous checkpoint or the new one, never a torn file."""
+    payload = {
+        "format": 1,
+        "config": config,
+        "spec": spec,
+        "iteration": iteration,
+        "params": [p.detach().cpu() for p in state.params],
+        "adam_v": [v.detach().cpu() for v in state.adam_v],
+        "adam_t": state.adam_t,
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "elapsed_s": elapsed_s,
+        **(extra or {}),
+    }
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> dict:
+    try:
+        payload = torch.load(Path(path), map_location=device, weights_only=False)
+    except (OSError, RuntimeError, EOFError) as error:
+        raise ValueError(f"cannot read checkpoint {path}: {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != 1:
+        raise ValueError(f"{path} is not a checkpoint of this project (format 1)")
+    return payload
+
+
+def state_from_checkpoint(payload: dict) -> MetaState:
+    return MetaState(list(payload["params"]), list(payload["adam_v"]), int(payload["adam_t"]))
+
+
+def restore_rng(payload: dict) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = payload["rng"]
+    torch.set_rng_state(payload["torch_rng"])
+    return rng
+
+
+def write_atomic_text(path: Path, text: str) -> None:
+    partial = Path(str(path) + ".part")
+    partial.write_text(text)
+    partial.replace(path)

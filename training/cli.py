@@ -1,0 +1,190 @@
+"""Command line: `python -m training train|evaluate ...` (also the console script `reptile-train`)."""
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .presets import PRESETS, Config
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("overrides of the preset")
+    group.add_argument("--ways", type=positive_int)
+    group.add_argument("--shots", type=positive_int, help="evaluation shots")
+    group.add_argument("--train-shots", type=positive_int)
+    group.add_argument("--inner-batch", type=positive_int)
+    group.add_argument("--inner-iters", type=positive_int)
+    group.add_argument("--lr", type=positive_float, help="inner Adam step size")
+    group.add_argument("--meta-step", type=unit_float)
+    group.add_argument("--meta-step-final", type=unit_float)
+    group.add_argument("--meta-batch", type=positive_int)
+    group.add_argument("--meta-iters", type=positive_int)
+    group.add_argument("--eval-batch", type=positive_int)
+    group.add_argument("--eval-iters", type=positive_int)
+    group.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None)
+    group.add_argument("--algorithm", choices=["reptile", "fomaml"])
+    group.add_argument("--adam-state", choices=["carry", "reset"],
+                       help="carry the inner Adam state across tasks (reference) or reset it per task")
+    group.add_argument("--filters", type=positive_int)
+    group.add_argument("--seed", type=nonnegative_int)
+    group.add_argument("--eval-interval", type=positive_int)
+    group.add_argument("--eval-tasks", type=positive_int)
+    group.add_argument("--checkpoint-interval", type=positive_int)
+
+
+def resolve_config(args) -> Config:
+    config = PRESETS[args.preset]
+    overrides = {name: getattr(args, name) for name in Config.__dataclass_fields__ if hasattr(args, name)}
+    if getattr(args, "adam_state", None):
+        overrides["carry_adam_state"] = args.adam_state == "carry"
+    return config.updated(**overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="meta-train a Reptile initialization")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s")
+    train.add_argument("--data-dir", type=Path, help="where the dataset zips are (downloaded if missing)")
+    train.add_argument("--out", type=Path, default=Path("runs/default"), help="run directory")
+    train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--no-progress", action="store_true")
+    _add_config_flags(train)
+
+    ev = commands.add_parser("evaluate", help="N-way K-shot accuracy of a checkpoint, the paper's way")
+    ev.add_argument("--checkpoint", type=Path, required=True)
+    ev.add_argument("--data-dir", type=Path)
+    ev.add_argument("--tasks", type=positive_int, default=10_000)
+    ev.add_argument("--ways", type=positive_int)
+    ev.add_argument("--shots", type=positive_int)
+    ev.add_argument("--eval-batch", type=positive_int)
+    ev.add_argument("--eval-iters", type=positive_int)
+    ev.add_argument("--lr", type=positive_float)
+    ev.add_argument("--mode", choices=["both", "transductive", "non-transductive"], default="both")
+    ev.add_argument("--adam-state", choices=["carry", "reset"], default="carry",
+                    help="fine-tune from the trained Adam state (carry) or a fresh Adam (reset)")
+    ev.add_argument("--split", choices=["test", "train", "both"], default="test")
+    ev.add_argument("--seed", type=nonnegative_int, default=1)
+    ev.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ev.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ev.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _check_device(parser, device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("argument --device: cuda was asked for but no CUDA device is available")
+
+
+def run_train(parser, args) -> int:
+    from .train import train
+
+    config = resolve_config(args)
+    _check_device(parser, args.device)
+    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress)
+    print(f"done: {args.out}")
+    return 0
+
+
+def run_evaluate(parser, args) -> int:
+    import numpy as np
+
+    from .checkpoint import load_checkpoint, state_from_checkpoint
+    from .data import load_task_data
+    from .evaluate import evaluate
+    from .model import ModelSpec
+
+    _check_device(parser, args.device)
+    try:
+        payload = load_checkpoint(args.checkpoint)
+    except ValueError as error:
+        parser.error(f"argument --checkpoint: {error}")
+    config = Config.from_dict(payload["config"])
+    spec = ModelSpec(**payload["spec"])
+    ways = args.ways or config.ways
+    if ways != spec.ways:
+        parser.error(f"argument --ways: the checkpoint's head has {spec.ways} ways")
+    state = state_from_checkpoint(payload)
+    data = load_task_data(config.dataset, args.data_dir, config.seed)
+    modes = {"both": [False, True], "transductive": [True], "non-transductive": [False]}[args.mode]
+    splits = {"both": ["test", "train"], "test": ["test"], "train": ["train"]}[args.split]
+    results = []
+    for split in splits:
+        sampler = data.test if split == "test" else data.train_eval
+        for transductive in modes:
+            rng = np.random.default_rng(args.seed)
+            result = evaluate(spec, state, sampler, rng, ways=ways, shots=args.shots or config.shots,
+                              inner_batch=args.eval_batch or config.eval_batch, inner_iters=args.eval_iters or config.eval_iters,
+                              lr=args.lr or config.lr, tasks=args.tasks, transductive=transductive,
+                              use_adam_state=args.adam_state == "carry")
+            label = f"{ways}-way {args.shots or config.shots}-shot, {split} characters, " + (
+                "transductive" if transductive else "non-transductive")
+            print(f"{label}: {result}")
+            results.append({"split": split, "transductive": transductive, "ways": ways,
+                            "shots": args.shots or config.shots, **result.to_dict()})
+    if args.json:
+        args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "iteration": payload["iteration"],
+                                         "adam_state": args.adam_state, "results": results}, indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return run_train(parser, args)
+        return run_evaluate(parser, args)
+    except ValueError as error:  # config/data problems: one line, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""N-way K-shot evaluation the paper's way, many tasks at once.
+
+Each task: `ways` unseen classes, `shots` support drawings and one query drawing per class.
+The model fine-tunes from the meta-parameters (and, by default, the carried Adam state) for
+`iters` Adam steps on mini-batches of the support set, then predicts the queries:
+transductive = all queries in one batch; non-transductive = each query in a batch with the
+support set (BatchNorm uses batch statistics, so this is what stops queries informing each other).
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .model import ModelSpec, forward
+from .reptile import InnerAdam, MetaState, _grouped, inner_loop
+from .tasks import TaskSampler, flatten_task, minibatch_order, to_tensor
+
+
+@dataclass
+class EvalResult:
+    accuracy: float  # mean over tasks
+    ci95: float  # half-width of the 95 % confidence interval of the mean
+    tasks: int
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "ci95": self.ci95, "tasks": self.tasks}
+
+    def __str__(self) -> str:
+        return f"{100 * self.accuracy:.2f} ± {100 * self.ci95:.2f} % ({self.tasks} tasks)"
+
+
+def predict_queries(spec, params, support, queries, transductive: bool) -> torch.Tensor:
+    """Grouped params, support [G, n, ...], queries [G, q, ...] -> predicted labels [G, q]."""
+    with torch.no_grad():
+        if transductive:
+            return forward(spec, params, queries).argmax(-1)
+        groups, q = queries.shape[:2]
+        repeated = [p.repeat_interleave(q, dim=0) for p in params]
+        batches = torch.cat([support.repeat_interleave(q, dim=0), queries.reshape(groups * q, 1, *queries.shape[2:])], 1)
+        return forward(spec, repeated, batches)[:, -1].argmax(-1).reshape(groups, q)
+
+
+def evaluate(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, ways: int,
+             shots: int, inner_batch: int, inner_iters: int, lr: float, tasks: int, transductive: bool,
+             use_adam_state: bool = True, chunk: int = 100, progress=None) -> EvalResult:
+    adam = InnerAdam(lr=lr)
+    correct = []
+    done = 0
+    while done < tasks:
+        groups = min(chunk, tasks - done)
+        images, _ = sampler.sample(rng, groups, ways, shots + 1)
+        support, labels = flatten_task(images[:, :, :shots])
+        queries = to_tensor(images[:, :, shots])
+        support, labels = to_tensor(support), torch.from_numpy(labels)
+        order = minibatch_order(rng, groups, support.shape[1], inner_batch, inner_iters)
+        params = _grouped([p.detach() for p in state.params], groups)
+        if use_adam_state:
+            v, t = _grouped(state.adam_v, groups), state.adam_t
+        else:
+            v, t = [torch.zeros_like(p) for p in params], 0
+        params, _, _ = inner_loop(spec, adam, params, v, t, support, labels, order)
+        predicted = predict_queries(spec, params, support, queries, transductive)
+        correct.append((predicted == torch.arange(ways)).double().mean(1).numpy())
+        done += groups
+        if progress:
+            progress(groups)
+    per_task = np.concatenate(correct)
+    ci = 1.96 * per_task.std(ddof=1) / math.sqrt(len(per_task)) if len(per_task) > 1 else float("nan")
+    return EvalResult(float(per_task.mean()), float(ci), len(per_task))

@@ -1,0 +1,88 @@
+"""The Reptile paper's CNN, written functionally over a *group* of independent models.
+
+Parameters are a flat list of tensors; every tensor has a leading group axis G, so one call
+runs G models (one per task) through the same kernels: the convolutions are grouped
+convolutions with G groups, and BatchNorm over the [n, G*F, H, W] layout computes batch
+statistics per task and channel, exactly as G separate models would. G = 1 is the plain model.
+"""
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+BN_EPS = 1e-3  # TensorFlow's default, as in the reference code
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    ways: int = 5
+    filters: int = 64
+    layers: int = 4
+    channels: int = 1
+    image_size: int = 28
+    max_pool: bool = False  # Mini-ImageNet variant: stride-1 convs, each followed by a 2x2 max-pool
+
+    def feature_size(self) -> int:
+        side = self.image_size
+        for _ in range(self.layers):
+            side = (side + 1) // 2  # stride 2 with padding 1, or a ceil-mode 2x2 pool
+        return self.filters * side * side
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def param_names(self) -> list:
+        names = []
+        for layer in range(self.layers):
+            names += [f"conv{layer}.weight", f"bn{layer}.weight", f"bn{layer}.bias"]
+        return names + ["fc.weight", "fc.bias"]
+
+
+PRESET_MODELS = {
+    "omniglot": dict(filters=64, channels=1, image_size=28, max_pool=False),
+    "miniimagenet": dict(filters=32, channels=3, image_size=84, max_pool=True),
+}
+
+
+def init_params(spec: ModelSpec, generator: torch.Generator, dtype=torch.float32) -> list:
+    """One model's parameters (no group axis): Glorot-uniform weights, BN scale 1 / shift 0."""
+
+    def glorot(shape, fan_in, fan_out):
+        bound = (6.0 / (fan_in + fan_out)) ** 0.5
+        return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1).mul_(bound).to(dtype)
+
+    params = []
+    in_channels = spec.channels
+    for _ in range(spec.layers):
+        params.append(glorot((spec.filters, in_channels, 3, 3), in_channels * 9, spec.filters * 9))
+        params.append(torch.ones(spec.filters, dtype=dtype))
+        params.append(torch.zeros(spec.filters, dtype=dtype))
+        in_channels = spec.filters
+    features = spec.feature_size()
+    params.append(glorot((spec.ways, features), features, spec.ways))
+    params.append(torch.zeros(spec.ways, dtype=dtype))
+    return params
+
+
+def forward(spec: ModelSpec, params: list, images: torch.Tensor) -> torch.Tensor:
+    """params with group axis G, images [G, n, C, H, W] -> logits [G, n, ways]."""
+    groups, n = images.shape[:2]
+    h = images.transpose(0, 1).reshape(n, groups * images.shape[2], *images.shape[3:])
+    for layer in range(spec.layers):
+        weight, scale, shift = params[3 * layer : 3 * layer + 3]
+        weight = weight.reshape(-1, *weight.shape[2:])
+        h = F.conv2d(h, weight, stride=1 if spec.max_pool else 2, padding=1, groups=groups)
+        h = F.batch_norm(h, None, None, scale.reshape(-1), shift.reshape(-1), training=True, eps=BN_EPS)
+        if spec.max_pool:
+            h = F.max_pool2d(h, 2, ceil_mode=True)
+        h = F.relu(h)
+    features = h.reshape(n, groups, -1)
+    fc_weight, fc_bias = params[-2:]
+    return torch.einsum("ngd,gcd->gnc", features, fc_weight) + fc_bias[:, None, :]
+
+
+def task_losses(spec: ModelSpec, params: list, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over each group's examples -> [G] (the reference minimises the sum)."""
+    logits = forward(spec, params, images)
+    per_example = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none")
+    return per_example.reshape(labels.shape).sum(dim=1)

@@ -1,0 +1,153 @@
+"""Omniglot: the two official zips -> in-memory uint8 [characters, 20, 28, 28], and the paper's split.
+
+The zips are read directly (no extraction); every PNG goes through the shared preprocessing
+spec once, and the result is cached beside the zips, keyed by spec version and zip hashes.
+"""
+import hashlib
+import io
+import os
+import sys
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from preprocessing import SPEC_VERSION, decode_png_ink, to_model_input
+
+BASE_URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
+ZIPS = {  # name -> (official md5, alphabets, characters)
+    "images_background.zip": ("68d2efa1b9178cc56df9314c21c6e718", 30, 964),
+    "images_evaluation.zip": ("6b91aef0f799c5bb55b94e3f2daec811", 20, 659),
+}
+DRAWINGS_PER_CHARACTER = 20
+NUM_TRAIN_CHARACTERS = 1200  # the paper's split: the rest (423) are held out for testing
+
+
+class DatasetError(RuntimeError):
+    """The data is missing, truncated, or not laid out like the official Omniglot zips."""
+
+
+def default_data_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "reptile-demo" / "omniglot"
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, destination: Path, md5: str, progress: bool = True) -> None:
+    """Download url to destination via a .part file; verify md5 before the rename."""
+    from tqdm import tqdm
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with open(partial, "wb") as out, tqdm(
+                total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress, file=sys.stderr
+            ) as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+        got = file_digest(partial, "md5")
+        if got != md5:
+            raise DatasetError(f"download of {url} has md5 {got}, expected {md5}: refusing it")
+        partial.replace(destination)
+    except OSError as error:
+        raise DatasetError(f"could not download {url}: {error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def ensure_zips(data_dir: Path, base_url: str = BASE_URL, progress: bool = True) -> dict:
+    """Make sure both zips are in data_dir (downloading missing ones); returns name -> path."""
+    paths = {}
+    for name, (md5, _, _) in ZIPS.items():
+        path = Path(data_dir) / name
+        if not path.exists():
+            print(f"{name} not in {data_dir}: downloading it from {base_url}", file=sys.stderr)
+            download(base_url + name, path, md5, progress)
+        paths[name] = path
+    return paths
+
+
+def _layout(archive: zipfile.ZipFile, name: str) -> list:
+    """Sorted [(character path, [png members])] of one zip, checked against the official counts."""
+    _, want_alphabets, want_characters = ZIPS[name]
+    root = name[: -len(".zip")]
+    characters = {}
+    for member in archive.namelist():
+        parts = member.split("/")
+        if len(parts) == 4 and parts[0] == root and parts[3].endswith(".png"):
+            characters.setdefault("/".join(parts[:3]), []).append(member)
+    alphabets = {key.split("/")[1] for key in characters}
+    bad = [key for key, files in characters.items() if len(files) != DRAWINGS_PER_CHARACTER]
+    if len(alphabets) != want_alphabets or len(characters) != want_characters or bad:
+        raise DatasetError(
+            f"{name} does not have the official Omniglot layout: {len(alphabets)} alphabets "
+            f"(want {want_alphabets}), {len(characters)} characters (want {want_characters}), "
+            f"{len(bad)} characters without {DRAWINGS_PER_CHARACTER} drawings"
+        )
+    return [(key, sorted(characters[key])) for key in sorted(characters)]
+
+
+@dataclass
+class Omniglot:
+    images: np.ndarray  # uint8 [1623, 20, 28, 28], ink = 255
+    names: list  # "images_background/Alphabet/characterNN" per character
+    zip_sha256: dict  # zip name -> sha256, for provenance
+
+    def split(self, seed: int, num_train: int = NUM_TRAIN_CHARACTERS):
+        """The paper's split: characters shuffled with seed; (train indices, test indices)."""
+        order = np.random.default_rng(seed).permutation(len(self.names))
+        return np.sort(order[:num_train]), np.sort(order[num_train:])
+
+
+def _decode_all(paths: dict) -> tuple:
+    images, names = [], []
+    for name in ZIPS:
+        try:
+            with zipfile.ZipFile(paths[name]) as archive:
+                for character, members in _layout(archive, name):
+                    names.append(character)
+                    for member in members:
+                        raster = to_model_input(decode_png_ink(archive.read(member)))
+                        images.append(np.round(raster * 255).astype(np.uint8))
+        except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as error:
+            raise DatasetError(f"{paths[name]} is not a readable zip (truncated or corrupt?): {error}") from None
+    return np.stack(images).reshape(len(names), DRAWINGS_PER_CHARACTER, 28, 28), names
+
+
+def load_omniglot(data_dir=None, download_missing: bool = True, base_url: str = BASE_URL) -> Omniglot:
+    """Load (and on first use decode and cache) Omniglot from data_dir."""
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    if download_missing:
+        paths = ensure_zips(data_dir, base_url)
+    else:
+        paths = {name: data_dir / name for name in ZIPS}
+        missing = [str(p) for p in paths.values() if not p.exists()]
+        if missing:
+            raise DatasetError(f"missing Omniglot zips: {', '.join(missing)}")
+    sha = {name: file_digest(path, "sha256") for name, path in paths.items()}
+    key = hashlib.sha256(f"{SPEC_VERSION}:{sorted(sha.items())}".encode()).hexdigest()[:16]
+    cache_dir = Path(os.environ.get("REPTILE_CACHE_DIR") or default_data_dir())
+    cache = cache_dir / f"omniglot-28px-spec{SPEC_VERSION}-{key}.npz"
+    if cache.exists():
+        with np.load(cache) as stored:
+            return Omniglot(stored["images"], list(stored["names"]), sha)
+    images, names = _decode_all(paths)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images, names=np.array(names))
+    partial = cache.with_name(cache.name + f".{os.getpid()}.part")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(cache)  # atomic: a killed run never leaves a half-written cache
+    return Omniglot(images, names, sha)

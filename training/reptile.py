@@ -1,0 +1,147 @@
+"""Reptile and first-order MAML meta-iterations, batched over the meta-batch of tasks.
+
+Definition (the reference code's, with one documented choice for the batched optimizer state):
+every task of a meta-batch starts from the meta-parameters theta and the carried inner-Adam
+state (v, t), runs `inner_iters` Adam steps on its own mini-batches, and ends at theta_i, v_i.
+  Reptile:  theta <- theta + eps * (mean_i theta_i - theta)
+  FOMAML:   theta <- theta + eps * mean_i (last inner step of task i)
+  Adam state, when carried: v <- mean_i v_i and t <- t + inner_iters; when reset, every task
+  starts from v = 0, t = 0 (a fresh Adam per task). The reference runs the tasks one after
+  another, so its v passes from task to task; `per_task_meta_step(..., sequential_state=True)`
+  does that, for measuring the difference.
+`meta_step` runs all tasks through one set of grouped kernels; `per_task_meta_step` is the
+plain loop over tasks with the same definition (tests/test_reptile.py checks they agree).
+Under torch.distributed each rank runs a slice of the tasks and the sums are all-reduced.
+"""
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from .model import ModelSpec, task_losses
+
+
+@dataclass
+class InnerAdam:
+    """TensorFlow-style Adam with beta1 = 0 (as the reference): no first moment.
+
+    v <- beta2 v + (1 - beta2) g^2;  theta <- theta - lr sqrt(1 - beta2^t) g / (sqrt(v) + eps).
+    """
+
+    lr: float
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def step(self, params: list, grads: list, v: list, t: int) -> None:
+        """In place, for step number t (1-based)."""
+        torch._foreach_mul_(v, self.beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1.0 - self.beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, grads, denom, value=-self.lr * (1.0 - self.beta2**t) ** 0.5)
+
+
+@dataclass
+class MetaState:
+    """What meta-training carries from iteration to iteration (and checkpoints)."""
+
+    params: list  # meta-parameters, no group axis
+    adam_v: list = field(default_factory=list)  # carried second moments (zeros when reset)
+    adam_t: int = 0  # carried inner step count
+
+    @classmethod
+    def fresh(cls, params: list) -> "MetaState":
+        return cls(params, [torch.zeros_like(p) for p in params], 0)
+
+
+def _grouped(tensors: list, groups: int) -> list:
+    return [t.unsqueeze(0).repeat(groups, *([1] * t.dim())) for t in tensors]
+
+
+def inner_loop(spec, adam, params, v, t, images, labels, order):
+    """Fine-tune grouped params/v in place on batches images[g, order[k, g]]; returns
+    (params before the last step, losses per step [iters, G])."""
+    task_index = torch.arange(images.shape[0], device=images.device)[:, None]
+    losses, before_last = [], None
+    for k, batch in enumerate(order):
+        batch = torch.as_tensor(batch, device=images.device)
+        leaves = [p.requires_grad_() for p in params]
+        per_task = task_losses(spec, leaves, images[task_index, batch], labels[task_index, batch])
+        grads = torch.autograd.grad(per_task.sum(), leaves)
+        losses.append(per_task.detach())
+        with torch.no_grad():
+            params = [p.detach() for p in leaves]
+            if k == len(order) - 1:
+                before_last = [p.clone() for p in params]
+            adam.step(params, list(grads), v, t + k + 1)
+    return params, before_last, torch.stack(losses)
+
+
+def _all_reduce_sum(tensors: list) -> None:
+    if dist.is_available() and dist.is_initialized():
+        for tensor in tensors:
+            dist.all_reduce(tensor)
+
+
+def meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels, order, meta_step_size: float,
+              algorithm: str = "reptile", carry_state: bool = True, total_tasks: int | None = None) -> torch.Tensor:
+    """One batched meta-iteration over this rank's tasks (images [G, n, C, H, W], labels [G, n],
+    order [iters, G, batch]); updates state in place; returns the inner losses [iters, G].
+
+    total_tasks: the meta-batch size over all ranks (default: G, a single process)."""
+    groups = images.shape[0]
+    total_tasks = total_tasks or groups
+    theta = [p.detach() for p in state.params]
+    params = _grouped(theta, groups)
+    v = _grouped(state.adam_v, groups) if carry_state else [torch.zeros_like(p) for p in params]
+    t = state.adam_t if carry_state else 0
+    final, before_last, losses = inner_loop(spec, adam, params, v, t, images, labels, order)
+    with torch.no_grad():
+        if algorithm == "reptile":
+            sums = [(p - th).sum(0) for p, th in zip(final, theta)]
+        elif algorithm == "fomaml":
+            sums = [(p - b).sum(0) for p, b in zip(final, before_last)]
+        else:
+            raise ValueError(f"unknown algorithm {algorithm!r}")
+        v_sums = [x.sum(0) for x in v] if carry_state else []
+        _all_reduce_sum(sums + v_sums)
+        state.params = [th + (meta_step_size / total_tasks) * s for th, s in zip(theta, sums)]
+        if carry_state:
+            state.adam_v = [s / total_tasks for s in v_sums]
+            state.adam_t = t + len(order)
+    return losses
+
+
+def per_task_meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels, order,
+                       meta_step_size: float, algorithm: str = "reptile", carry_state: bool = True,
+                       sequential_state: bool = False) -> torch.Tensor:
+    """The plain loop: one task at a time, one model (G = 1) each. With sequential_state the
+    Adam state passes from task to task as in the reference code instead of being averaged."""
+    theta = [p.detach() for p in state.params]
+    deltas, v_out, all_losses = [], [], []
+    v_running, t_running = state.adam_v, state.adam_t
+    for g in range(images.shape[0]):
+        params = _grouped(theta, 1)
+        if not carry_state:
+            v, t = [torch.zeros_like(p) for p in params], 0
+        elif sequential_state:
+            v, t = _grouped(v_running, 1), t_running
+        else:
+            v, t = _grouped(state.adam_v, 1), state.adam_t
+        final, before_last, losses = inner_loop(spec, adam, params, v, t, images[g : g + 1], labels[g : g + 1],
+                                                order[:, g : g + 1])
+        reference = theta if algorithm == "reptile" else [b[0] for b in before_last]
+        deltas.append([p[0] - r for p, r in zip(final, reference)])
+        v_out.append([x[0] for x in v])
+        v_running, t_running = v_out[-1], t + len(order)
+        all_losses.append(losses)
+    with torch.no_grad():
+        mean_delta = [torch.stack(ds).mean(0) for ds in zip(*deltas)]
+        state.params = [th + meta_step_size * d for th, d in zip(theta, mean_delta)]
+        if carry_state:
+            if sequential_state:
+                state.adam_v, state.adam_t = v_running, t_running
+            else:
+                state.adam_v = [torch.stack(vs).mean(0) for vs in zip(*v_out)]
+                state.adam_t = state.adam_t + len(order)
+    return torch.cat(all_losses, dim=1)

@@ -1,0 +1,44 @@
+"""N-way K-shot task sampling from in-memory uint8 images, and the inner loop's mini-batch order."""
+import numpy as np
+import torch
+
+
+class TaskSampler:
+    """Samples tasks from uint8 images [classes, drawings, C, H, W]."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def sample(self, rng: np.random.Generator, tasks: int, ways: int, shots: int):
+        """-> images uint8 [tasks, ways, shots, ...], class ids [tasks, ways]."""
+        num_classes, num_drawings = self.images.shape[:2]
+        classes = np.argsort(rng.random((tasks, num_classes)), axis=1)[:, :ways]
+        drawings = np.argsort(rng.random((tasks, ways, num_drawings)), axis=2)[:, :, :shots]
+        return self.images[classes[:, :, None], drawings], classes
+
+
+def with_rotations(images: np.ndarray) -> np.ndarray:
+    """[C, D, H, W] -> [4C, D, H, W]: each class rotated by 0/90/180/270 degrees as its own class."""
+    rotated = np.stack([np.rot90(images, k, axes=(-2, -1)) for k in range(4)], axis=1)
+    return np.ascontiguousarray(rotated.reshape(-1, *images.shape[1:]))
+
+
+def to_tensor(images: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+    """uint8 images -> float tensor in [0, 1] (ink = 1)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).to(dtype).div_(255.0)
+
+
+def flatten_task(images: np.ndarray):
+    """[tasks, ways, shots, ...] -> images [tasks, ways*shots, ...], labels int64 [tasks, ways*shots]."""
+    tasks, ways, shots = images.shape[:3]
+    labels = np.broadcast_to(np.repeat(np.arange(ways), shots), (tasks, ways * shots))
+    return images.reshape(tasks, ways * shots, *images.shape[3:]), np.ascontiguousarray(labels)
+
+
+def minibatch_order(rng: np.random.Generator, tasks: int, samples: int, batch: int, iters: int) -> np.ndarray:
+    """[iters, tasks, batch] indices: each task walks through fresh shuffles of its samples,
+    batch after batch, as the reference's sampling without replacement does."""
+    epochs = -(-batch * iters // samples)
+    keys = rng.random((tasks, epochs, samples))
+    order = np.argsort(keys, axis=2).reshape(tasks, epochs * samples)[:, : batch * iters]
+    return np.ascontiguousarray(order.reshape(tasks, iters, batch).transpose(1, 0, 2))

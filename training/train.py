@@ -1,0 +1,154 @@
+"""The meta-training run: resumable, checkpointed, logged as JSON lines, single or multi-process."""
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint, state_from_checkpoint, write_atomic_text
+from .data import load_task_data
+from .evaluate import evaluate
+from .model import PRESET_MODELS, ModelSpec, init_params
+from .presets import Config
+from .reptile import InnerAdam, MetaState, meta_step
+from .tasks import flatten_task, minibatch_order, to_tensor
+
+METRICS_NAME = "metrics.jsonl"
+
+
+def model_spec(config: Config) -> ModelSpec:
+    base = dict(PRESET_MODELS[config.dataset])
+    base["filters"] = config.filters
+    return ModelSpec(ways=config.ways, **base)
+
+
+def meta_step_size(config: Config, iteration: int) -> float:
+    """Linear annealing from meta_step to meta_step_final, as the reference (frac_done = i / iters)."""
+    done = iteration / config.meta_iters
+    return done * config.meta_step_final + (1 - done) * config.meta_step
+
+
+def _distributed() -> tuple:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and os.environ.get("REPTILE_DEVICE") == "cuda" else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def live_eval(spec, config, state, data, iteration) -> dict:
+    """A quick estimate on fresh tasks; its own RNG, derived from the iteration, so a resumed run
+    logs the same numbers and training's random stream is untouched."""
+    result = {}
+    for name, sampler in (("train", data.train_eval), ("test", data.test)):
+        rng = np.random.default_rng([config.seed, 1, iteration])
+        r = evaluate(spec, state, sampler, rng, ways=config.ways, shots=config.shots, inner_batch=config.eval_batch,
+                     inner_iters=config.eval_iters, lr=config.lr, tasks=config.eval_tasks,
+                     transductive=config.transductive, use_adam_state=config.carry_adam_state)
+        result[f"{name}_accuracy"] = r.accuracy
+    return result
+
+
+def _read_metrics(path: Path, upto: int) -> list:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["iteration"] <= upto]
+
+
+def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", resume: bool = False,
+          command: str = "", progress: bool = True, stop_after: int | None = None) -> MetaState:
+    """Meta-train into out_dir. stop_after ends the process early (after that many iterations in
+    total) as if it were killed; the checkpoint lets a later call with resume=True go on."""
+    rank, world = _distributed()
+    if config.meta_batch % world:
+        raise ValueError(f"--meta-batch {config.meta_batch} must be divisible by the number of processes ({world})")
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    spec = model_spec(config)
+    data = load_task_data(config.dataset, data_dir, config.seed)
+
+    if resume and checkpoint_path.exists():
+        payload = load_checkpoint(checkpoint_path)
+        saved = Config.from_dict(payload["config"])
+        if saved.updated(meta_iters=config.meta_iters) != config.updated(meta_iters=config.meta_iters):
+            raise ValueError(f"--resume: {checkpoint_path} was made with a different config; use the same flags")
+        state = state_from_checkpoint(payload)
+        rng = restore_rng(payload)
+        start, elapsed = payload["iteration"], payload["elapsed_s"]
+    else:
+        if checkpoint_path.exists() and not resume:
+            raise ValueError(f"--out {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+        torch.manual_seed(config.seed)
+        state = MetaState.fresh(init_params(spec, torch.Generator().manual_seed(config.seed)))
+        rng = np.random.default_rng(config.seed)
+        start, elapsed = 0, 0.0
+    state.params = [p.to(device) for p in state.params]
+    state.adam_v = [v.to(device) for v in state.adam_v]
+
+    metrics_path = out_dir / METRICS_NAME
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        kept = _read_metrics(metrics_path, start)
+        write_atomic_text(metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
+        (out_dir / "config.json").write_text(json.dumps({
+            "config": config.to_dict(), "model": spec.to_dict(), "command": command, "device": device,
+            "processes": world, "torch": torch.__version__, "python": platform.python_version(),
+            "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
+            "threads": torch.get_num_threads(), **data.provenance}, indent=2))
+        (out_dir / "test_classes.txt").write_text("\n".join(data.test_classes) + "\n")
+
+    adam = InnerAdam(lr=config.lr)
+    n = config.ways * config.train_shots
+    end = min(config.meta_iters, stop_after) if stop_after is not None else config.meta_iters
+    bar = None
+    if rank == 0 and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.meta_iters, initial=start, desc="meta-train", unit="it", file=sys.stderr, dynamic_ncols=True)
+    metrics = open(metrics_path, "a") if rank == 0 else None
+    clock = time.perf_counter()
+    loss_sum, loss_count = 0.0, 0
+    for iteration in range(start, end):
+        images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
+        images, labels = flatten_task(images)
+        order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
+        local = slice(rank * config.meta_batch // world, (rank + 1) * config.meta_batch // world)
+        losses = meta_step(spec, adam, state, to_tensor(images[local]).to(device), torch.from_numpy(labels[local]).to(device),
+                           order[:, local], meta_step_size(config, iteration), config.algorithm, config.carry_adam_state,
+                           total_tasks=config.meta_batch)
+        loss_sum += float(losses[-1].mean()) / config.inner_batch
+        loss_count += 1
+        done = iteration + 1
+        if rank != 0:
+            continue
+        row = None
+        if done % 100 == 0 or done == end:
+            row = {"iteration": done, "meta_step_size": meta_step_size(config, iteration),
+                   "inner_loss": loss_sum / loss_count, "elapsed_s": elapsed + time.perf_counter() - clock}
+            loss_sum, loss_count = 0.0, 0
+        if done % config.eval_interval == 0 or done == config.meta_iters:
+            row = (row or {"iteration": done}) | live_eval(spec, config, state, data, done)
+            if bar:
+                bar.set_postfix(train=f"{row['train_accuracy']:.3f}", test=f"{row['test_accuracy']:.3f}")
+        if row:
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+        if bar:
+            bar.update(1)
+        if done % config.checkpoint_interval == 0 or done == end:
+            save_checkpoint(checkpoint_path, config=config.to_dict(), spec=spec.to_dict(), state=state, iteration=done,
+                            rng=rng, elapsed_s=elapsed + time.perf_counter() - clock)
+    if bar:
+        bar.close()
+    if metrics:
+        metrics.close()
+    if rank == 0 and end == config.meta_iters:
+        from .plot import plot_learning_curve
+
+        plot_learning_curve(metrics_path, out_dir / "learning_curve.png")
+    return state
