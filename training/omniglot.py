@@ -1,14 +1,22 @@
 """Omniglot: the two official zips -> in-memory uint8 [characters, 20, 28, 28], and the paper's split.
 
+Where the zips come from: a zip missing from the data directory is downloaded from the official
+repository (BASE_URL) and must match the official md5. A zip already there is accepted after a
+layout check instead (alphabet / character / drawing counts), because copies repacked with the
+same PNGs (like the shared one in ../shared/data/omniglot/) have a different md5.
+
 The zips are read directly (no extraction); every PNG goes through the shared preprocessing
-spec once, and the result is cached beside the zips, keyed by spec version and zip hashes.
+spec once, and the result is cached (REPTILE_CACHE_DIR, else the default data directory),
+keyed by spec version and zip hashes.
 """
 import hashlib
+import http.client
 import io
 import os
 import sys
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +33,21 @@ DRAWINGS_PER_CHARACTER = 20
 NUM_TRAIN_CHARACTERS = 1200  # the paper's split: the rest (423) are held out for testing
 
 
-class DatasetError(RuntimeError):
-    """The data is missing, truncated, or not laid out like the official Omniglot zips."""
+class DatasetError(ValueError):
+    """A dataset is missing, truncated, or not laid out as expected.
+
+    A ValueError so that the CLI reports it as a one-line `error: ...` (exit code 2), like
+    other problems with the user's input, rather than a traceback."""
 
 
 def default_data_dir() -> Path:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "reptile-demo" / "omniglot"
+
+
+def cache_dir() -> Path:
+    """Where decoded datasets are cached (shared with the Mini-ImageNet loader)."""
+    return Path(os.environ.get("REPTILE_CACHE_DIR") or default_data_dir())
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -43,12 +59,15 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 def download(url: str, destination: Path, md5: str, progress: bool = True) -> None:
-    """Download url to destination via a .part file; verify md5 before the rename."""
+    """Download url to destination via a .part file; verify md5 before the rename.
+
+    On any failure neither destination nor the .part file is left behind."""
     from tqdm import tqdm
 
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
+    # The pid keeps two processes (e.g. the ranks of a multi-process run) off each other's file.
+    partial = destination.with_name(f"{destination.name}.{os.getpid()}.part")
     try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
         with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with open(partial, "wb") as out, tqdm(
@@ -59,27 +78,32 @@ def download(url: str, destination: Path, md5: str, progress: bool = True) -> No
                     bar.update(len(block))
         got = file_digest(partial, "md5")
         if got != md5:
-            raise DatasetError(f"download of {url} has md5 {got}, expected {md5}: refusing it")
+            raise DatasetError(f"download of {url} has md5 {got}, expected {md5}: refusing it (nothing was kept)")
         partial.replace(destination)
-    except OSError as error:
-        raise DatasetError(f"could not download {url}: {error}") from None
+    # URLError/HTTPError (404, connection refused, DNS), timeouts and disk errors are OSErrors;
+    # a connection cut mid-body raises http.client.IncompleteRead, which is not.
+    except (OSError, http.client.HTTPException) as error:
+        raise DatasetError(f"could not download {url} to {destination}: {error}") from None
     finally:
         partial.unlink(missing_ok=True)
 
 
-def ensure_zips(data_dir: Path, base_url: str = BASE_URL, progress: bool = True) -> dict:
-    """Make sure both zips are in data_dir (downloading missing ones); returns name -> path."""
+def ensure_zips(data_dir: Path, base_url: str = BASE_URL, progress: bool = True, md5: dict | None = None) -> dict:
+    """Make sure both zips are in data_dir, downloading missing ones; returns name -> path.
+
+    md5 (zip name -> expected md5 of a download) defaults to the official one; tests replace it."""
+    md5 = md5 or {name: official for name, (official, _, _) in ZIPS.items()}
     paths = {}
-    for name, (md5, _, _) in ZIPS.items():
+    for name in ZIPS:
         path = Path(data_dir) / name
-        if not path.exists():
+        if not path.is_file():
             print(f"{name} not in {data_dir}: downloading it from {base_url}", file=sys.stderr)
-            download(base_url + name, path, md5, progress)
+            download(base_url + name, path, md5[name], progress)
         paths[name] = path
     return paths
 
 
-def _layout(archive: zipfile.ZipFile, name: str) -> list:
+def _layout(archive: zipfile.ZipFile, name: str, path: Path) -> list:
     """Sorted [(character path, [png members])] of one zip, checked against the official counts."""
     _, want_alphabets, want_characters = ZIPS[name]
     root = name[: -len(".zip")]
@@ -92,9 +116,9 @@ def _layout(archive: zipfile.ZipFile, name: str) -> list:
     bad = [key for key, files in characters.items() if len(files) != DRAWINGS_PER_CHARACTER]
     if len(alphabets) != want_alphabets or len(characters) != want_characters or bad:
         raise DatasetError(
-            f"{name} does not have the official Omniglot layout: {len(alphabets)} alphabets "
-            f"(want {want_alphabets}), {len(characters)} characters (want {want_characters}), "
-            f"{len(bad)} characters without {DRAWINGS_PER_CHARACTER} drawings"
+            f"{path} does not have the official Omniglot layout ({root}/<alphabet>/<character>/<drawing>.png): "
+            f"{len(alphabets)} alphabets (want {want_alphabets}), {len(characters)} characters "
+            f"(want {want_characters}), {len(bad)} characters without {DRAWINGS_PER_CHARACTER} drawings"
         )
     return [(key, sorted(characters[key])) for key in sorted(characters)]
 
@@ -112,37 +136,63 @@ class Omniglot:
 
 
 def _decode_all(paths: dict) -> tuple:
+    """Decode every drawing of both zips; any problem raises DatasetError naming the file
+    (nothing partial is returned)."""
     images, names = [], []
     for name in ZIPS:
+        path = paths[name]
+        member = None
         try:
-            with zipfile.ZipFile(paths[name]) as archive:
-                for character, members in _layout(archive, name):
+            with zipfile.ZipFile(path) as archive:
+                for character, members in _layout(archive, name, path):
                     names.append(character)
                     for member in members:
                         raster = to_model_input(decode_png_ink(archive.read(member)))
                         images.append(np.round(raster * 255).astype(np.uint8))
-        except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as error:
-            raise DatasetError(f"{paths[name]} is not a readable zip (truncated or corrupt?): {error}") from None
+        except DatasetError:
+            raise
+        # BadZipFile: no central directory (truncated) or a CRC mismatch; zlib.error / EOFError:
+        # a damaged compressed member; ValueError: a member that is not a readable PNG.
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+            where = f" (member {member})" if member else ""
+            raise DatasetError(f"{path} is not a readable Omniglot zip (truncated or corrupt?){where}: {error}") from None
     return np.stack(images).reshape(len(names), DRAWINGS_PER_CHARACTER, 28, 28), names
 
 
-def load_omniglot(data_dir=None, download_missing: bool = True, base_url: str = BASE_URL) -> Omniglot:
-    """Load (and on first use decode and cache) Omniglot from data_dir."""
+def _read_cache(cache: Path, sha: dict):
+    """The cached dataset, or None if absent or unreadable (then it is simply decoded again)."""
+    try:
+        with np.load(cache) as stored:
+            images, names = stored["images"], [str(n) for n in stored["names"]]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    total = sum(characters for _, _, characters in ZIPS.values())
+    if images.shape != (total, DRAWINGS_PER_CHARACTER, 28, 28) or images.dtype != np.uint8 or len(names) != total:
+        return None
+    return Omniglot(images, names, sha)
+
+
+def load_omniglot(data_dir=None, download_missing: bool = True, base_url: str = BASE_URL, progress: bool = True,
+                  md5: dict | None = None) -> Omniglot:
+    """Load (and on first use decode and cache) Omniglot from data_dir.
+
+    Missing zips are downloaded (md5-checked) unless download_missing is False, in which case
+    they are a DatasetError. md5 replaces the official md5 table (for tests)."""
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if download_missing:
-        paths = ensure_zips(data_dir, base_url)
+        paths = ensure_zips(data_dir, base_url, progress, md5)
     else:
         paths = {name: data_dir / name for name in ZIPS}
-        missing = [str(p) for p in paths.values() if not p.exists()]
+        missing = [str(p) for p in paths.values() if not p.is_file()]
         if missing:
-            raise DatasetError(f"missing Omniglot zips: {', '.join(missing)}")
+            raise DatasetError(f"missing Omniglot zips: {', '.join(missing)} (download them from {BASE_URL})")
     sha = {name: file_digest(path, "sha256") for name, path in paths.items()}
     key = hashlib.sha256(f"{SPEC_VERSION}:{sorted(sha.items())}".encode()).hexdigest()[:16]
-    cache_dir = Path(os.environ.get("REPTILE_CACHE_DIR") or default_data_dir())
-    cache = cache_dir / f"omniglot-28px-spec{SPEC_VERSION}-{key}.npz"
+    cache = cache_dir() / f"omniglot-28px-spec{SPEC_VERSION}-{key}.npz"
     if cache.exists():
-        with np.load(cache) as stored:
-            return Omniglot(stored["images"], list(stored["names"]), sha)
+        cached = _read_cache(cache, sha)
+        if cached is not None:
+            return cached
     images, names = _decode_all(paths)
     cache.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
