@@ -1,0 +1,70 @@
+"""The batched meta-iteration is the same algorithm as the plain per-task loop."""
+import numpy as np
+import pytest
+import torch
+
+from training.model import ModelSpec, forward, init_params
+from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step
+from training.tasks import minibatch_order
+
+SPEC = ModelSpec(ways=3, filters=8)
+
+
+def _state(seed: int) -> MetaState:
+    generator = torch.Generator().manual_seed(seed)
+    params = init_params(SPEC, generator, torch.float64)
+    v = [torch.rand(p.shape, dtype=torch.float64, generator=generator) * 1e-3 for p in params]
+    return MetaState(params, v, 7)
+
+
+def _tasks(seed: int, tasks=4, shots=2):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(tasks, SPEC.ways * shots, 1, 28, 28, dtype=torch.float64, generator=generator)
+    labels = torch.arange(SPEC.ways).repeat_interleave(shots).repeat(tasks, 1)
+    order = minibatch_order(np.random.default_rng(seed), tasks, SPEC.ways * shots, batch=4, iters=3)
+    return images, labels, order
+
+
+@pytest.mark.parametrize("algorithm", ["reptile", "fomaml"])
+@pytest.mark.parametrize("carry", [True, False])
+def test_batched_equals_per_task_loop_in_float64(algorithm, carry):
+    batched, looped = _state(0), _state(0)
+    for iteration in range(3):
+        images, labels, order = _tasks(iteration)
+        meta_step(SPEC, InnerAdam(0.01), batched, images, labels, order, 0.5, algorithm, carry)
+        per_task_meta_step(SPEC, InnerAdam(0.01), looped, images, labels, order, 0.5, algorithm, carry)
+    moved = max(float((a - b).abs().max()) for a, b in zip(batched.params, _state(0).params))
+    assert moved > 1e-3  # the parameters really changed
+    for a, b in zip(batched.params + batched.adam_v, looped.params + looped.adam_v):
+        assert float((a - b).abs().max()) <= 1e-9
+    assert batched.adam_t == looped.adam_t == (7 + 3 * 3 if carry else 7)
+
+
+def test_grouped_forward_equals_separate_models():
+    params = [torch.stack(ps) for ps in zip(*(init_params(SPEC, torch.Generator().manual_seed(s), torch.float64) for s in range(3)))]
+    images = torch.rand(3, 5, 1, 28, 28, dtype=torch.float64)
+    together = forward(SPEC, params, images)
+    for g in range(3):
+        alone = forward(SPEC, [p[g : g + 1] for p in params], images[g : g + 1])
+        assert torch.allclose(together[g], alone[0], atol=1e-12)
+
+
+def test_inner_adam_matches_the_tensorflow_rule():
+    adam = InnerAdam(lr=0.1, beta2=0.9, eps=1e-8)
+    theta, v = [torch.tensor([1.0], dtype=torch.float64)], [torch.tensor([0.0], dtype=torch.float64)]
+    for t, g in enumerate([0.5, -2.0, 1.0], start=1):
+        expected_v = 0.9 * float(v[0]) + 0.1 * g * g
+        expected = float(theta[0]) - 0.1 * (1 - 0.9**t) ** 0.5 * g / (expected_v**0.5 + 1e-8)
+        adam.step(theta, [torch.tensor([g], dtype=torch.float64)], v, t)
+        assert float(v[0]) == pytest.approx(expected_v, rel=1e-12)
+        assert float(theta[0]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_sequential_state_passes_adam_state_from_task_to_task():
+    mean_state, sequential = _state(1), _state(1)
+    images, labels, order = _tasks(5)
+    per_task_meta_step(SPEC, InnerAdam(0.01), mean_state, images, labels, order, 1.0)
+    per_task_meta_step(SPEC, InnerAdam(0.01), sequential, images, labels, order, 1.0, sequential_state=True)
+    assert sequential.adam_t == 7 + 4 * 3  # the reference counts every inner step of every task
+    assert mean_state.adam_t == 7 + 3
+    assert not torch.allclose(mean_state.params[0], sequential.params[0])
