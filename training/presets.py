@@ -20,6 +20,8 @@ class Config:
     transductive: bool = False
     algorithm: str = "reptile"  # reptile | fomaml
     carry_adam_state: bool = True  # the reference code's behaviour; False = a fresh Adam per task
+    batched: bool = True  # all tasks of a meta-batch through grouped kernels; False = the plain per-task loop
+    sequential_adam_state: bool = False  # per-task loop only: pass the Adam state task to task (reference)
     filters: int = 64
     seed: int = 0
     eval_interval: int = 1000  # meta-iterations between live train/test accuracy estimates

@@ -15,7 +15,7 @@ from .data import load_task_data
 from .evaluate import evaluate
 from .model import PRESET_MODELS, ModelSpec, init_params
 from .presets import Config
-from .reptile import InnerAdam, MetaState, meta_step
+from .reptile import InnerAdam, MetaState, meta_step, per_task_meta_step
 from .tasks import flatten_task, minibatch_order, to_tensor
 
 METRICS_NAME = "metrics.jsonl"
@@ -67,6 +67,10 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
     rank, world = _distributed()
     if config.meta_batch % world:
         raise ValueError(f"--meta-batch {config.meta_batch} must be divisible by the number of processes ({world})")
+    if config.sequential_adam_state and (config.batched or not config.carry_adam_state):
+        raise ValueError("--sequential-adam-state needs --inner-loop per-task and --adam-state carry")
+    if world > 1 and not config.batched:
+        raise ValueError("--inner-loop per-task runs in a single process only")
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     spec = model_spec(config)
@@ -118,9 +122,14 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         images, labels = flatten_task(images)
         order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
         local = slice(rank * config.meta_batch // world, (rank + 1) * config.meta_batch // world)
-        losses = meta_step(spec, adam, state, to_tensor(images[local]).to(device), torch.from_numpy(labels[local]).to(device),
-                           order[:, local], meta_step_size(config, iteration), config.algorithm, config.carry_adam_state,
-                           total_tasks=config.meta_batch)
+        images, labels = to_tensor(images[local]).to(device), torch.from_numpy(labels[local]).to(device)
+        step_size = meta_step_size(config, iteration)
+        if config.batched:
+            losses = meta_step(spec, adam, state, images, labels, order[:, local], step_size, config.algorithm,
+                               config.carry_adam_state, total_tasks=config.meta_batch)
+        else:
+            losses = per_task_meta_step(spec, adam, state, images, labels, order, step_size, config.algorithm,
+                                        config.carry_adam_state, config.sequential_adam_state)
         loss_sum += float(losses[-1].mean()) / config.inner_batch
         loss_count += 1
         done = iteration + 1

@@ -1,0 +1,80 @@
+"""Batched meta-iteration vs the plain per-task loop, side by side in one process.
+
+Both run the same algorithm (tests/test_reptile.py) on the same tasks, from the same state,
+interleaved in rounds so machine noise hits both alike. Prints ms per meta-iteration, the
+ratio, and the achieved convolution GFLOP/s.
+
+  .venv/bin/python benchmarks/meta_train_throughput.py [--preset omniglot-5w5s] [--iters 30] [--rounds 5]
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from training.data import load_task_data  # noqa: E402
+from training.model import init_params  # noqa: E402
+from training.presets import PRESETS  # noqa: E402
+from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step  # noqa: E402
+from training.tasks import flatten_task, minibatch_order, to_tensor  # noqa: E402
+from training.train import model_spec  # noqa: E402
+
+
+def conv_flops_per_example(spec) -> float:
+    """Multiply-adds x 2 of the convolutions, forward + backward (x3), per example."""
+    flops, side, channels = 0.0, spec.image_size, spec.channels
+    for _ in range(spec.layers):
+        side = (side + 1) // 2
+        flops += 2 * side * side * spec.filters * channels * 9
+        channels = spec.filters
+    return 3 * flops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s")
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
+    parser.add_argument("--iters", type=int, default=30, help="meta-iterations per round and variant")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    config = PRESETS[args.preset]
+    spec = model_spec(config)
+    data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
+    rng = np.random.default_rng(0)
+    n = config.ways * config.train_shots
+    batches = []
+    for _ in range(args.iters):
+        images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
+        images, labels = flatten_task(images)
+        order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
+        batches.append((to_tensor(images), torch.from_numpy(labels), order))
+    adam = InnerAdam(config.lr)
+    start = MetaState.fresh(init_params(spec, torch.Generator().manual_seed(0)))
+    variants = {"batched": meta_step, "per-task loop": per_task_meta_step}
+    times = {name: [] for name in variants}
+    for round_ in range(args.rounds + 1):  # round 0 warms up
+        for name, step in variants.items():
+            state = MetaState([p.clone() for p in start.params], [v.clone() for v in start.adam_v], 0)
+            began = time.perf_counter()
+            for images, labels, order in batches:
+                step(spec, adam, state, images, labels, order, config.meta_step)
+            if round_:
+                times[name].append((time.perf_counter() - began) / args.iters)
+    examples = config.meta_batch * config.inner_iters * config.inner_batch
+    gflop = examples * conv_flops_per_example(spec) / 1e9
+    print(f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "
+          f"examples; {gflop:.2f} GFLOP of convolutions per meta-iteration; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    for name, ts in times.items():
+        best, median = min(ts), float(np.median(ts))
+        print(f"  {name:14s} median {1000 * median:7.1f} ms/iter (best {1000 * best:6.1f}), {gflop / median:5.1f} GFLOP/s")
+    ratio = np.median(times["per-task loop"]) / np.median(times["batched"])
+    print(f"  speed-up of batched over the per-task loop: {ratio:.2f}x (goal >= 2.5x)")
+
+
+if __name__ == "__main__":
+    main()
