@@ -1,4 +1,4 @@
-"""Command line: `python -m training train|evaluate ...` (also the console script `reptile-train`)."""
+"""Command line: `python -m training train|evaluate|export ...` (also the console script `reptile-train`)."""
 import argparse
 import json
 import shlex
@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ev.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ev.add_argument("--no-progress", action="store_true")
+
+    ex = commands.add_parser("export", help="write a checkpoint as a bundle of ONNX graphs + weights (docs/bundle.md)")
+    ex.add_argument("--checkpoint", type=Path, required=True)
+    ex.add_argument("--out", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
+    ex.add_argument("--name", help="the bundle's name (default: the --out directory's name)")
+    ex.add_argument("--force", action="store_true", help="replace a bundle already in --out")
     return parser
 
 
@@ -174,12 +180,24 @@ def run_evaluate(parser, args) -> int:
     return 0
 
 
+def run_export(parser, args) -> int:
+    from .export import export_bundle
+
+    if not args.checkpoint.is_file():
+        parser.error(f"argument --checkpoint: {args.checkpoint} does not exist")
+    manifest = export_bundle(args.checkpoint, args.out, name=args.name, force=args.force)
+    print(f"done: {args.out} ({manifest['name']})")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
             return run_train(parser, args)
+        if args.command == "export":
+            return run_export(parser, args)
         return run_evaluate(parser, args)
     except ValueError as error:  # config/data problems: one line, no traceback
         print(f"error: {error}", file=sys.stderr)

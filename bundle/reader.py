@@ -1,0 +1,308 @@
+"""The bundle reader: load + verify (sha256 of every file), build a C-class head, run the graphs.
+
+Depends on numpy, safetensors, onnxruntime and the standard library only; it must never import
+torch (the server and its tests rely on that). The format is documented in docs/bundle.md and
+written by training/export.py.
+"""
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "reptile-bundle"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "model.json"
+ADAM_V_PREFIX = "adam_v."
+UPDATED_PREFIX = "updated."
+HEAD_RULE = "trained-rows-if-equal-else-mean"
+
+
+class BundleError(Exception):
+    """The bundle is missing, malformed, of another format version, or its files do not match
+    the sha256 sums in its manifest."""
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_head(weight: np.ndarray, bias: np.ndarray, classes: int, trained_ways: int | None = None):
+    """The head for `classes` classes from the trained one (docs/bundle.md, rule
+    "trained-rows-if-equal-else-mean"): unchanged when classes equals the trained number of rows;
+    otherwise every row is the mean of the trained rows and every bias the mean bias.
+    Apply it to the parameters (fc.weight, fc.bias) and to their Adam v alike. -> (weight [C, F], bias [C])."""
+    weight, bias = np.asarray(weight, dtype=np.float32), np.asarray(bias, dtype=np.float32)
+    rows = trained_ways if trained_ways is not None else weight.shape[0]
+    if weight.ndim != 2 or bias.shape != (weight.shape[0],) or weight.shape[0] != rows:
+        raise ValueError(f"expected a trained head [{rows}, F] and bias [{rows}], got {weight.shape} and {bias.shape}")
+    if classes < 1:
+        raise ValueError(f"classes must be >= 1, got {classes}")
+    if classes == rows:
+        return weight.copy(), bias.copy()
+    mean_row = weight.mean(axis=0, dtype=np.float64).astype(np.float32)
+    mean_bias = np.float32(bias.mean(dtype=np.float64))
+    return np.repeat(mean_row[None, :], classes, axis=0), np.full(classes, mean_bias, dtype=np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class AdaptResult:
+    predictions: np.ndarray  # int64 [q]
+    probabilities: np.ndarray  # float32 [q, C]
+    logits: np.ndarray  # float32 [q, C]
+    losses: list = field(default_factory=list)  # summed cross-entropy of each adaptation step (before it)
+    params: dict = field(default_factory=dict)  # the adapted parameters
+
+
+class Bundle:
+    """A verified bundle. Create with Bundle.load / load_bundle."""
+
+    def __init__(self, path: Path, manifest: dict, tensors: dict, threads: int | None = None):
+        self.path = Path(path)
+        self.manifest = manifest
+        self._tensors = tensors
+        self._threads = threads
+        self._sessions = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path, threads: int | None = None) -> "Bundle":
+        path = Path(path)
+        manifest_path = path / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise BundleError(f"{path} is not a bundle: {MANIFEST_FILE} is missing")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise BundleError(f"{manifest_path} is not valid JSON: {error}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise BundleError(f"{manifest_path}: not a {FORMAT} manifest")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"{manifest_path}: format version {manifest.get('format_version')!r}, "
+                              f"this reader understands {FORMAT_VERSION}")
+        files = manifest.get("files") or {}
+        needed = [manifest["weights"]["file"]] + [g["file"] for g in manifest["graphs"].values()]
+        for name in needed:
+            if name not in files:
+                raise BundleError(f"{manifest_path}: no sha256 for {name}")
+        for name, entry in files.items():
+            if Path(name).name != name:
+                raise BundleError(f"{manifest_path}: file name {name!r} is not a plain name")
+            file_path = path / name
+            if not file_path.is_file():
+                raise BundleError(f"bundle {path}: {name} is missing")
+            actual = sha256_file(file_path)
+            if actual != entry.get("sha256"):
+                raise BundleError(f"bundle {path}: {name} does not match its sha256 in {MANIFEST_FILE} "
+                                  f"(expected {entry.get('sha256')}, file has {actual}); the file is corrupted or "
+                                  "was modified, re-export the bundle")
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            tensors = load_file(str(path / manifest["weights"]["file"]))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise BundleError(f"bundle {path}: cannot read {manifest['weights']['file']}: {error}") from None
+        bundle = cls(path, manifest, tensors, threads)
+        bundle._check_weights()
+        return bundle
+
+    def _check_weights(self) -> None:
+        ways = self.trained_ways
+        for entry in self.manifest["architecture"]["parameters"]:
+            shape = tuple(ways if d == "C" else d for d in entry["shape"])
+            for key in (entry["name"], ADAM_V_PREFIX + entry["name"]):
+                tensor = self._tensors.get(key)
+                if tensor is None:
+                    raise BundleError(f"bundle {self.path}: the weights lack {key}")
+                if tensor.shape != shape or tensor.dtype != np.float32:
+                    raise BundleError(f"bundle {self.path}: {key} is {tensor.dtype}{list(tensor.shape)}, "
+                                      f"expected float32{list(shape)}")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def warning(self) -> str | None:
+        """Set when the model is not the real one (e.g. a short training run)."""
+        return self.manifest.get("warning")
+
+    @property
+    def param_names(self) -> list:
+        return [p["name"] for p in self.manifest["architecture"]["parameters"]]
+
+    @property
+    def trained_ways(self) -> int:
+        return int(self.manifest["trained_ways"])
+
+    @property
+    def adam_t(self) -> int:
+        return int(self.manifest["weights"]["adam_t"])
+
+    @property
+    def classes_range(self) -> tuple:
+        return self.manifest["classes"]["min"], self.manifest["classes"]["max"]
+
+    @property
+    def shots_range(self) -> tuple:
+        return self.manifest["shots"]["min"], self.manifest["shots"]["max"]
+
+    @property
+    def image_shape(self) -> tuple:
+        return tuple(self.manifest["input"]["shape"][1:])
+
+    @property
+    def defaults(self) -> dict:
+        return dict(self.manifest["adaptation"])
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, classes: int):
+        """-> (params, adam_v): name -> float32 array, the head built for `classes` classes."""
+        params = {n: self._tensors[n].copy() for n in self.param_names}
+        v = {n: self._tensors[ADAM_V_PREFIX + n].copy() for n in self.param_names}
+        head_w, head_b = self.param_names[-2:]
+        for state in (params, v):
+            state[head_w], state[head_b] = build_head(state[head_w], state[head_b], classes, self.trained_ways)
+        return params, v
+
+    # ------------------------------------------------------------------ graphs
+    def session(self, graph: str):
+        if graph not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            if self._threads:
+                options.intra_op_num_threads = self._threads
+                options.inter_op_num_threads = 1
+            file = self.path / self.manifest["graphs"][graph]["file"]
+            self._sessions[graph] = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        return self._sessions[graph]
+
+    def _params_feed(self, params: dict) -> dict:
+        return {n: np.ascontiguousarray(params[n], dtype=np.float32) for n in self.param_names}
+
+    def predict(self, params: dict, images: np.ndarray):
+        """images [B >= 2, ...] -> (logits [B, C], probabilities [B, C])."""
+        images = self._images(images, "images")
+        if len(images) < 2:
+            raise ValueError("predict needs a batch of at least 2 images (BatchNorm uses batch statistics)")
+        logits, probabilities = self.session("predict").run(None, {**self._params_feed(params), "images": images})
+        return logits, probabilities
+
+    def train_step_sgd(self, params: dict, images, labels, lr: float):
+        outputs = self.session("train_step_sgd").run(None, {
+            **self._params_feed(params), "images": images, "labels": labels, "lr": np.array(lr, dtype=np.float32)})
+        return dict(zip(self.param_names, outputs[:-1])), float(outputs[-1])
+
+    def train_step_adam(self, params: dict, v: dict, images, labels, lr: float, t: int, eps: float | None = None):
+        """One TF-style Adam step (beta1 = 0) with step number t (1-based)."""
+        n = len(self.param_names)
+        eps = self.manifest["optimizers"]["adam"]["eps"] if eps is None else eps
+        feed = {**self._params_feed(params),
+                **{ADAM_V_PREFIX + k: np.ascontiguousarray(v[k], dtype=np.float32) for k in self.param_names},
+                "images": images, "labels": labels, "lr": np.array(lr, dtype=np.float32),
+                "t": np.array(t, dtype=np.float32), "eps": np.array(eps, dtype=np.float32)}
+        outputs = self.session("train_step_adam").run(None, feed)
+        return (dict(zip(self.param_names, outputs[:n])), dict(zip(self.param_names, outputs[n : 2 * n])),
+                float(outputs[-1]))
+
+    # ------------------------------------------------------------------ adaptation
+    def _images(self, images, what: str) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        shape = self.image_shape
+        if images.ndim == len(shape) and shape[0] == 1:
+            images = images[:, None]
+        if images.ndim != len(shape) + 1 or tuple(images.shape[1:]) != shape:
+            raise ValueError(f"{what}: expected [n, {', '.join(map(str, shape))}] images, got {list(images.shape)}")
+        if not np.isfinite(images).all():
+            raise ValueError(f"{what}: images contain NaN or infinity")
+        return np.ascontiguousarray(images)
+
+    def adapt(self, support_images, labels, query_images, steps: int | None = None, lr: float | None = None,
+              optimizer: str | None = None, transductive: bool | None = None, classes: int | None = None,
+              batches=None, eps: float | None = None) -> AdaptResult:
+        """Fine-tune on the support set and classify the queries, as training/evaluate.py does.
+
+        Each step uses the whole support set as its batch (or batches[k], indices into the support set,
+        to reproduce mini-batches), Adam continues from the carried state with t = adam_t + k + 1.
+        Prediction: non-transductive = each query in one batch with the support set; transductive =
+        all queries in one batch. Unset arguments take the manifest's adaptation defaults; classes
+        defaults to max(labels) + 1."""
+        defaults = self.defaults
+        steps = defaults["steps"] if steps is None else int(steps)
+        lr = defaults["lr"] if lr is None else float(lr)
+        optimizer = defaults["optimizer"] if optimizer is None else optimizer
+        transductive = defaults["transductive"] if transductive is None else bool(transductive)
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        support = self._images(support_images, "support_images")
+        queries = self._images(query_images, "query_images")
+        if len(support) < 2:
+            raise ValueError("support_images: need at least 2 images (BatchNorm uses batch statistics)")
+        labels = np.asarray(labels)
+        if labels.shape != (len(support),) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels: expected {len(support)} integer labels, got {labels.dtype}{list(labels.shape)}")
+        labels = labels.astype(np.int64)
+        classes = int(labels.max()) + 1 if classes is None and len(labels) else classes
+        low, high = self.classes_range
+        if classes is None or not low <= classes <= high:
+            raise ValueError(f"this bundle supports {low} to {high} classes, got {classes}")
+        if labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(f"labels must be in 0..{classes - 1}")
+        counts = np.bincount(labels, minlength=classes)
+        low_shots, high_shots = self.shots_range
+        if counts.min() < low_shots or counts.max() > high_shots:
+            raise ValueError(f"this bundle supports {low_shots} to {high_shots} examples per class, "
+                             f"got {counts.tolist()} (class 0..{classes - 1})")
+        if len(queries) < 1:
+            raise ValueError("query_images: need at least one query")
+        if transductive and len(queries) < 2:
+            raise ValueError("transductive prediction needs at least 2 queries in the batch "
+                             "(BatchNorm uses batch statistics); use non-transductive prediction")
+        if batches is None:
+            batches = [np.arange(len(support))] * steps
+        elif len(batches) != steps:
+            raise ValueError(f"batches: expected {steps} index arrays, got {len(batches)}")
+
+        params, v = self.initial_state(classes)
+        t = self.adam_t
+        losses = []
+        for k, batch in enumerate(batches):
+            batch = np.asarray(batch, dtype=np.int64)
+            if batch.ndim != 1 or len(batch) < 2:
+                raise ValueError("every adaptation batch needs at least 2 images (BatchNorm uses batch statistics)")
+            images, batch_labels = support[batch], labels[batch]
+            if optimizer == "adam":
+                params, v, loss = self.train_step_adam(params, v, images, batch_labels, lr, t + k + 1, eps)
+            else:
+                params, loss = self.train_step_sgd(params, images, batch_labels, lr)
+            losses.append(loss)
+
+        if transductive:
+            logits, probabilities = self.predict(params, queries)
+        else:
+            rows = [self.predict(params, np.concatenate([support, query[None]])) for query in queries]
+            logits = np.stack([r[0][-1] for r in rows])
+            probabilities = np.stack([r[1][-1] for r in rows])
+        return AdaptResult(predictions=logits.argmax(-1).astype(np.int64), probabilities=probabilities,
+                           logits=logits, losses=losses, params=params)
+
+
+def load_bundle(path, threads: int | None = None) -> Bundle:
+    """Load and verify a bundle directory; raises BundleError on any problem."""
+    return Bundle.load(path, threads)
