@@ -40,7 +40,8 @@ def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-    assert _final(killed)["iteration"] < 400
+    killed_at = _final(killed)["iteration"]
+    assert killed_at < 400
 
     resumed = _run([*args, "--out", str(killed), "--resume"])
     assert resumed.returncode == 0, resumed.stderr
@@ -55,6 +56,7 @@ def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
     assert (killed / "learning_curve.png").stat().st_size > 1000
     config = json.loads((killed / "config.json").read_text())
     assert config["config"]["meta_iters"] == 400 and "omniglot_zip_sha256" in config
+    assert [s["from_iteration"] for s in config["sessions"]] == [0, killed_at]
     assert len((killed / "test_classes.txt").read_text().split()) == 423
 
 

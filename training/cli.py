@@ -1,4 +1,4 @@
-"""Command line: `python -m training train|evaluate|export ...` (also the console script `reptile-train`)."""
+"""Command line: `python -m training train|evaluate|export|baseline ...` (also the console script `reptile-train`)."""
 import argparse
 import json
 import shlex
@@ -66,6 +66,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--algorithm", choices=["reptile", "fomaml"])
     group.add_argument("--adam-state", choices=["carry", "reset"],
                        help="carry the inner Adam state across tasks (reference) or reset it per task")
+    group.add_argument("--inner-loop", choices=["batched", "per-task"],
+                       help="all tasks of a meta-batch through grouped kernels (default) or one task at a time")
+    group.add_argument("--sequential-adam-state", action="store_true", default=None,
+                       help="with --inner-loop per-task: pass the Adam state from task to task as the reference "
+                            "code does, instead of averaging the tasks' states")
     group.add_argument("--filters", type=positive_int)
     group.add_argument("--seed", type=nonnegative_int)
     group.add_argument("--eval-interval", type=positive_int)
@@ -73,11 +78,14 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--checkpoint-interval", type=positive_int)
 
 
-def resolve_config(args) -> Config:
-    config = PRESETS[args.preset]
+def resolve_config(args, base: Config | None = None) -> Config:
+    """The preset (or, when resuming, the run's saved config) with the flags given on top."""
+    config = base or PRESETS[args.preset]
     overrides = {name: getattr(args, name) for name in Config.__dataclass_fields__ if hasattr(args, name)}
     if getattr(args, "adam_state", None):
         overrides["carry_adam_state"] = args.adam_state == "carry"
+    if getattr(args, "inner_loop", None):
+        overrides["batched"] = args.inner_loop == "batched"
     return config.updated(**overrides)
 
 
@@ -117,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
     ex.add_argument("--name", help="the bundle's name (default: the --out directory's name)")
     ex.add_argument("--force", action="store_true", help="replace a bundle already in --out")
+
+    base = commands.add_parser("baseline", help="no-meta-learning baseline: joint training over all training "
+                               "classes, checkpoint with a fresh N-way head for `evaluate` (training/baseline.py)")
+    base.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s",
+                      help="dataset, model and the evaluation settings to compare under")
+    base.add_argument("--data-dir", type=Path, help="where the dataset zips are (downloaded if missing)")
+    base.add_argument("--out", type=Path, help="run directory (default: runs/joint-<preset>)")
+    base.add_argument("--steps", type=positive_int, default=20_000, help="Adam steps (default 20000, ~25 min of 1 CPU thread)")
+    base.add_argument("--batch-size", type=positive_int, default=64)
+    base.add_argument("--lr", dest="joint_lr", type=positive_float, default=1e-3, help="joint training's Adam step size")
+    base.add_argument("--filters", type=positive_int)
+    base.add_argument("--seed", type=nonnegative_int)
+    base.add_argument("--eval-interval", type=positive_int, default=5_000, help="steps between live few-shot estimates")
+    base.add_argument("--eval-tasks", type=positive_int, help="tasks per live estimate")
+    base.add_argument("--checkpoint-interval", type=positive_int, default=1_000)
+    base.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    base.add_argument("--no-progress", action="store_true")
     return parser
 
 
@@ -128,9 +153,13 @@ def _check_device(parser, device: str) -> None:
 
 
 def run_train(parser, args) -> int:
+    from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .train import train
 
-    config = resolve_config(args)
+    saved = None
+    if args.resume and (args.out / CHECKPOINT_NAME).exists():
+        saved = Config.from_dict(load_checkpoint(args.out / CHECKPOINT_NAME)["config"])
+    config = resolve_config(args, saved)
     _check_device(parser, args.device)
     command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress)
@@ -190,12 +219,27 @@ def run_export(parser, args) -> int:
     return 0
 
 
+def run_baseline(parser, args) -> int:
+    from .baseline import train_joint
+
+    config = PRESETS[args.preset].updated(filters=args.filters, seed=args.seed, eval_tasks=args.eval_tasks)
+    out = args.out or Path("runs") / f"joint-{args.preset}"
+    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    train_joint(config, out, args.data_dir, steps=args.steps, batch_size=args.batch_size, lr=args.joint_lr,
+                resume=args.resume, command=command, progress=not args.no_progress, eval_interval=args.eval_interval,
+                checkpoint_interval=args.checkpoint_interval)
+    print(f"done: {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
             return run_train(parser, args)
+        if args.command == "baseline":
+            return run_baseline(parser, args)
         if args.command == "export":
             return run_export(parser, args)
         return run_evaluate(parser, args)

@@ -31,6 +31,10 @@ class Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def algorithm_fields(self) -> dict:
+        """Everything that decides the trained weights (what a resumed run may not change)."""
+        return {k: v for k, v in asdict(self).items() if k not in OPERATIONAL_FIELDS}
+
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
         names = {f.name for f in fields(cls)}
@@ -39,6 +43,9 @@ class Config:
     def updated(self, **changes) -> "Config":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+
+# How often to log, estimate accuracy and checkpoint: free to change when resuming.
+OPERATIONAL_FIELDS = ("eval_interval", "eval_tasks", "checkpoint_interval")
 
 _OMNIGLOT = dict(dataset="omniglot", filters=64)
 _MINI = dict(dataset="miniimagenet", filters=32)

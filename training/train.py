@@ -78,9 +78,11 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
 
     if resume and checkpoint_path.exists():
         payload = load_checkpoint(checkpoint_path)
-        saved = Config.from_dict(payload["config"])
-        if saved.updated(meta_iters=config.meta_iters) != config.updated(meta_iters=config.meta_iters):
-            raise ValueError(f"--resume: {checkpoint_path} was made with a different config; use the same flags")
+        saved = Config.from_dict(payload["config"]).algorithm_fields()
+        changed = sorted(k for k, v in config.algorithm_fields().items() if saved[k] != v)
+        if changed:
+            raise ValueError(f"--resume: {checkpoint_path} was made with a different config "
+                             f"({', '.join(f'{k}={saved[k]!r}' for k in changed)}); use the same flags")
         state = state_from_checkpoint(payload)
         rng = restore_rng(payload)
         start, elapsed = payload["iteration"], payload["elapsed_s"]
@@ -99,11 +101,15 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         out_dir.mkdir(parents=True, exist_ok=True)
         kept = _read_metrics(metrics_path, start)
         write_atomic_text(metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
-        (out_dir / "config.json").write_text(json.dumps({
-            "config": config.to_dict(), "model": spec.to_dict(), "command": command, "device": device,
-            "processes": world, "torch": torch.__version__, "python": platform.python_version(),
-            "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
-            "threads": torch.get_num_threads(), **data.provenance}, indent=2))
+        session = {"command": command, "from_iteration": start, "device": device, "processes": world,
+                   "threads": torch.get_num_threads(), "torch": torch.__version__,
+                   "python": platform.python_version(),
+                   "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus"}
+        config_path = out_dir / "config.json"
+        sessions = json.loads(config_path.read_text()).get("sessions", []) if start and config_path.exists() else []
+        sessions = [s for s in sessions if s["from_iteration"] < start] + [session]
+        write_atomic_text(config_path, json.dumps({"config": config.to_dict(), "model": spec.to_dict(),
+                                                   **data.provenance, "sessions": sessions}, indent=2))
         (out_dir / "test_classes.txt").write_text("\n".join(data.test_classes) + "\n")
 
     adam = InnerAdam(lr=config.lr)
