@@ -66,6 +66,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--algorithm", choices=["reptile", "fomaml"])
     group.add_argument("--adam-state", choices=["carry", "reset"],
                        help="carry the inner Adam state across tasks (reference) or reset it per task")
+    group.add_argument("--inner-loop", choices=["batched", "per-task"],
+                       help="all tasks of a meta-batch through grouped kernels (default) or one task at a time")
+    group.add_argument("--sequential-adam-state", action="store_true", default=None,
+                       help="with --inner-loop per-task: pass the Adam state from task to task as the reference "
+                            "code does, instead of averaging the tasks' states")
     group.add_argument("--filters", type=positive_int)
     group.add_argument("--seed", type=nonnegative_int)
     group.add_argument("--eval-interval", type=positive_int)
@@ -73,11 +78,14 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--checkpoint-interval", type=positive_int)
 
 
-def resolve_config(args) -> Config:
-    config = PRESETS[args.preset]
+def resolve_config(args, base: Config | None = None) -> Config:
+    """The preset (or, when resuming, the run's saved config) with the flags given on top."""
+    config = base or PRESETS[args.preset]
     overrides = {name: getattr(args, name) for name in Config.__dataclass_fields__ if hasattr(args, name)}
     if getattr(args, "adam_state", None):
         overrides["carry_adam_state"] = args.adam_state == "carry"
+    if getattr(args, "inner_loop", None):
+        overrides["batched"] = args.inner_loop == "batched"
     return config.updated(**overrides)
 
 
@@ -145,9 +153,13 @@ def _check_device(parser, device: str) -> None:
 
 
 def run_train(parser, args) -> int:
+    from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .train import train
 
-    config = resolve_config(args)
+    saved = None
+    if args.resume and (args.out / CHECKPOINT_NAME).exists():
+        saved = Config.from_dict(load_checkpoint(args.out / CHECKPOINT_NAME)["config"])
+    config = resolve_config(args, saved)
     _check_device(parser, args.device)
     command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress)
