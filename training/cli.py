@@ -169,10 +169,11 @@ def run_train(parser, args) -> int:
 
 def run_evaluate(parser, args) -> int:
     import numpy as np
+    from tqdm import tqdm
 
     from .checkpoint import load_checkpoint, state_from_checkpoint
     from .data import load_task_data
-    from .evaluate import evaluate
+    from .evaluate import evaluate_modes
     from .model import ModelSpec
 
     _check_device(parser, args.device)
@@ -187,25 +188,32 @@ def run_evaluate(parser, args) -> int:
         parser.error(f"argument --ways: the checkpoint's head has {spec.ways} ways")
     state = state_from_checkpoint(payload)
     data = load_task_data(config.dataset, args.data_dir, config.seed)
-    modes = {"both": [False, True], "transductive": [True], "non-transductive": [False]}[args.mode]
+    modes = {"both": (False, True), "transductive": (True,), "non-transductive": (False,)}[args.mode]
     splits = {"both": ["test", "train"], "test": ["test"], "train": ["train"]}[args.split]
+    shots = args.shots or config.shots
     results = []
     for split in splits:
         sampler = data.test if split == "test" else data.train_eval
-        for transductive in modes:
-            rng = np.random.default_rng(args.seed)
-            result = evaluate(spec, state, sampler, rng, ways=ways, shots=args.shots or config.shots,
-                              inner_batch=args.eval_batch or config.eval_batch, inner_iters=args.eval_iters or config.eval_iters,
-                              lr=args.lr or config.lr, tasks=args.tasks, transductive=transductive,
-                              use_adam_state=args.adam_state == "carry")
-            label = f"{ways}-way {args.shots or config.shots}-shot, {split} characters, " + (
+        bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"evaluate ({split})", unit="task", file=sys.stderr)
+        by_mode = evaluate_modes(spec, state, sampler, np.random.default_rng(args.seed), ways=ways, shots=shots,
+                                 inner_batch=args.eval_batch or config.eval_batch,
+                                 inner_iters=args.eval_iters or config.eval_iters, lr=args.lr or config.lr,
+                                 tasks=args.tasks, modes=modes, use_adam_state=args.adam_state == "carry",
+                                 progress=bar.update if bar else None)
+        if bar:
+            bar.close()
+        for transductive, result in by_mode.items():
+            label = f"{ways}-way {shots}-shot, {split} characters, " + (
                 "transductive" if transductive else "non-transductive")
             print(f"{label}: {result}")
-            results.append({"split": split, "transductive": transductive, "ways": ways,
-                            "shots": args.shots or config.shots, **result.to_dict()})
+            results.append({"split": split, "transductive": transductive, "ways": ways, "shots": shots,
+                            **result.to_dict()})
     if args.json:
+        settings = {"eval_batch": args.eval_batch or config.eval_batch, "eval_iters": args.eval_iters or config.eval_iters,
+                    "lr": args.lr or config.lr, "seed": args.seed, "tasks": args.tasks}
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "iteration": payload["iteration"],
-                                         "adam_state": args.adam_state, "results": results}, indent=2))
+                                         "adam_state": args.adam_state, "settings": settings, "results": results},
+                                        indent=2))
     return 0
 
 

@@ -41,11 +41,15 @@ def predict_queries(spec, params, support, queries, transductive: bool) -> torch
         return forward(spec, repeated, batches)[:, -1].argmax(-1).reshape(groups, q)
 
 
-def evaluate(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, ways: int,
-             shots: int, inner_batch: int, inner_iters: int, lr: float, tasks: int, transductive: bool,
-             use_adam_state: bool = True, chunk: int = 100, progress=None) -> EvalResult:
+def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, ways: int,
+                   shots: int, inner_batch: int, inner_iters: int, lr: float, tasks: int, modes=(False, True),
+                   use_adam_state: bool = True, chunk: int = 100, progress=None) -> dict:
+    """Accuracy on `tasks` random tasks for each prediction mode in `modes` (transductive: bool).
+
+    Fine-tuning does not depend on the mode, so every mode is scored on the same fine-tuned
+    models: one fine-tuning per task, and the modes compare on identical tasks."""
     adam = InnerAdam(lr=lr)
-    correct = []
+    correct = {mode: [] for mode in modes}
     done = 0
     while done < tasks:
         groups = min(chunk, tasks - done)
@@ -60,11 +64,21 @@ def evaluate(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.ra
         else:
             v, t = [torch.zeros_like(p) for p in params], 0
         params, _, _ = inner_loop(spec, adam, params, v, t, support, labels, order)
-        predicted = predict_queries(spec, params, support, queries, transductive)
-        correct.append((predicted == torch.arange(ways)).double().mean(1).numpy())
+        for mode in modes:
+            predicted = predict_queries(spec, params, support, queries, mode)
+            correct[mode].append((predicted == torch.arange(ways)).double().mean(1).numpy())
         done += groups
         if progress:
             progress(groups)
-    per_task = np.concatenate(correct)
+    return {mode: _summary(np.concatenate(rows)) for mode, rows in correct.items()}
+
+
+def _summary(per_task: np.ndarray) -> EvalResult:
     ci = 1.96 * per_task.std(ddof=1) / math.sqrt(len(per_task)) if len(per_task) > 1 else float("nan")
     return EvalResult(float(per_task.mean()), float(ci), len(per_task))
+
+
+def evaluate(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *,
+             transductive: bool, **settings) -> EvalResult:
+    """evaluate_modes for one prediction mode."""
+    return evaluate_modes(spec, state, sampler, rng, modes=(transductive,), **settings)[transductive]
