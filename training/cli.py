@@ -187,6 +187,8 @@ def run_evaluate(parser, args) -> int:
     if ways != spec.ways:
         parser.error(f"argument --ways: the checkpoint's head has {spec.ways} ways")
     state = state_from_checkpoint(payload)
+    state.params = [p.to(args.device) for p in state.params]
+    state.adam_v = [v.to(args.device) for v in state.adam_v]
     data = load_task_data(config.dataset, args.data_dir, config.seed)
     modes = {"both": (False, True), "transductive": (True,), "non-transductive": (False,)}[args.mode]
     splits = {"both": ["test", "train"], "test": ["test"], "train": ["train"]}[args.split]

@@ -49,14 +49,15 @@ def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng:
     Fine-tuning does not depend on the mode, so every mode is scored on the same fine-tuned
     models: one fine-tuning per task, and the modes compare on identical tasks."""
     adam = InnerAdam(lr=lr)
+    device = state.params[0].device
     correct = {mode: [] for mode in modes}
     done = 0
     while done < tasks:
         groups = min(chunk, tasks - done)
         images, _ = sampler.sample(rng, groups, ways, shots + 1)
         support, labels = flatten_task(images[:, :, :shots])
-        queries = to_tensor(images[:, :, shots])
-        support, labels = to_tensor(support), torch.from_numpy(labels)
+        queries = to_tensor(images[:, :, shots]).to(device)
+        support, labels = to_tensor(support).to(device), torch.from_numpy(labels).to(device)
         order = minibatch_order(rng, groups, support.shape[1], inner_batch, inner_iters)
         params = _grouped([p.detach() for p in state.params], groups)
         if use_adam_state:
@@ -66,7 +67,7 @@ def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng:
         params, _, _ = inner_loop(spec, adam, params, v, t, support, labels, order)
         for mode in modes:
             predicted = predict_queries(spec, params, support, queries, mode)
-            correct[mode].append((predicted == torch.arange(ways)).double().mean(1).numpy())
+            correct[mode].append((predicted.cpu() == torch.arange(ways)).double().mean(1).numpy())
         done += groups
         if progress:
             progress(groups)

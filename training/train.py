@@ -33,11 +33,18 @@ def meta_step_size(config: Config, iteration: int) -> float:
     return done * config.meta_step_final + (1 - done) * config.meta_step
 
 
-def _distributed() -> tuple:
+def _distributed(device: str) -> tuple:
+    """(rank, world size, device) under torchrun (gloo on CPU, nccl with one GPU per rank), else (0, 1, device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() and os.environ.get("REPTILE_DEVICE") == "cuda" else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+    if world == 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    if device == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def live_eval(spec, config, state, data, iteration) -> dict:
@@ -64,7 +71,7 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
           command: str = "", progress: bool = True, stop_after: int | None = None) -> MetaState:
     """Meta-train into out_dir. stop_after ends the process early (after that many iterations in
     total) as if it were killed; the checkpoint lets a later call with resume=True go on."""
-    rank, world = _distributed()
+    rank, world, device = _distributed(device)
     if config.meta_batch % world:
         raise ValueError(f"--meta-batch {config.meta_batch} must be divisible by the number of processes ({world})")
     if config.sequential_adam_state and (config.batched or not config.carry_adam_state):
@@ -166,4 +173,6 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         from .plot import plot_learning_curve
 
         plot_learning_curve(metrics_path, out_dir / "learning_curve.png")
+    if world > 1:
+        dist.destroy_process_group()
     return state
