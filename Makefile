@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[train,dev]'
 	touch $@
 
+# Serves the committed bundle static/models/omniglot-5w (the Dockerfile runs the same command).
+HOST ?= 127.0.0.1
+PORT ?= 8000
 demo: setup
-	@echo "The demo server is not built yet (issue 4); meanwhile: make train" >&2; exit 1
+	$(PY) -m server serve --host $(HOST) --port $(PORT)
 
 test: setup
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q

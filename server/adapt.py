@@ -1,0 +1,364 @@
+"""POST /api/adapt: the request schema, its validation (every error names what is wrong and where),
+image decoding (PNG or 28x28 arrays, preprocessing spec of the bundle), and the adaptation itself.
+
+Validation happens in two places: the structure (fields, types, labels, counts, limits) on the
+event loop before any work is queued, and the images (base64, PNG, arrays, empty drawings) on a
+pool worker, so that decoding is bounded by the same pool as the ONNX work.
+"""
+import base64
+import binascii
+import json
+import math
+import struct
+import time
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+
+from preprocessing import SPEC_VERSION, EmptyDrawingError, decode_png_ink, to_model_input
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DATA_URL_PREFIX = "data:image/png;base64,"
+IMAGE_SIDE = 28
+
+IMAGE_SCHEMA = {
+    "description": "A drawing: a PNG (dark ink on a light background, any size), as base64 or as a "
+                   "`data:image/png;base64,` URL, preprocessed by the bundle's preprocessing spec; or a 28x28 "
+                   "array (rows of numbers in [0, 1], ink = 1) that is already model input.",
+    "anyOf": [
+        {"type": "string", "title": "PNG (base64 or data URL)"},
+        {"type": "array", "title": "28x28 model input", "minItems": IMAGE_SIDE, "maxItems": IMAGE_SIDE,
+         "items": {"type": "array", "minItems": IMAGE_SIDE, "maxItems": IMAGE_SIDE,
+                   "items": {"type": "number", "minimum": 0, "maximum": 1}}},
+    ],
+}
+Image = Annotated[Any, WithJsonSchema(IMAGE_SCHEMA)]
+
+
+class SupportExample(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    image: Image
+    label: int = Field(description="The class, 0..N-1; every class 0..N-1 needs at least one example.")
+
+
+class QueryExample(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    image: Image
+
+
+class AdaptRequest(BaseModel):
+    """Adapt the model to the support set (labelled drawings), then classify the queries."""
+    model_config = ConfigDict(extra="forbid", strict=True, title="AdaptRequest")
+    support: list[SupportExample] = Field(description="The labelled drawings: 2-10 classes, 1-5 per class "
+                                          "by default (see /api/model limits).")
+    query: list[QueryExample] = Field(description="The drawings to classify (at least one).")
+    steps: int | None = Field(None, description="Adaptation steps (default: the bundle's).")
+    lr: Annotated[float, Field(allow_inf_nan=False)] | None = Field(None, description="Learning rate (default: the bundle's).")
+    transductive: bool | None = Field(None, description="Classify all queries in one batch (needs >= 2 queries; "
+                                      "default: the bundle's).")
+
+
+class Timing(BaseModel):
+    queue_ms: float = Field(description="Waiting for a worker.")
+    preprocess_ms: float = Field(description="Decoding and preprocessing the images.")
+    adapt_ms: float = Field(description="The adaptation steps and the predictions.")
+
+
+class AdaptResponse(BaseModel):
+    probabilities: list[list[float]] = Field(description="Per query, the probability of each class.")
+    predictions: list[int] = Field(description="Per query, the most probable class.")
+    losses: list[float] = Field(description="Per step, the summed cross-entropy of the support set before it.")
+    elapsed_ms: float = Field(description="Server time from receiving the request to the result.")
+    classes: int
+    steps: int
+    lr: float
+    transductive: bool
+    optimizer: str
+    model: str = Field(description="The bundle's name.")
+    warning: str | None = Field(description="The bundle's warning (e.g. not the fully trained model), or null.")
+    timing: Timing
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What is wrong, naming the field or image.")
+    errors: list[str] | None = Field(None, description="Every problem found, when there are several.")
+
+
+class InputError(ValueError):
+    """Invalid input: answered with `status` and the message (which names the field or image)."""
+
+    def __init__(self, message: str, status: int = 422, errors: list | None = None):
+        super().__init__(message)
+        self.status = status
+        self.errors = errors
+
+
+# ---------------------------------------------------------------------------- parsing
+def _reject_constant(name):
+    raise InputError(f"malformed JSON: {name} is not allowed (numbers must be finite)", status=422)
+
+
+def parse_json(body: bytes):
+    """bytes -> JSON value; 400 for malformed JSON, 422 for NaN/Infinity literals."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"malformed JSON: the body is not UTF-8 ({error.reason} at byte {error.start})",
+                         status=400) from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise InputError(f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}", status=400) from None
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply", status=400) from None
+
+
+def _loc(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+_FRIENDLY = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "finite_number": "must be a finite number (NaN and infinity are not allowed)",
+}
+
+
+def format_validation_error(error: ValidationError) -> InputError:
+    messages = []
+    for item in error.errors(include_url=False):
+        where = _loc(item["loc"])
+        text = _FRIENDLY.get(item["type"], item["msg"][:1].lower() + item["msg"][1:])
+        messages.append(f"{where}: {text}")
+    detail = messages[0] if len(messages) == 1 else f"{len(messages)} problems: " + "; ".join(messages[:5]) + (
+        "; ..." if len(messages) > 5 else "")
+    return InputError(detail, status=422, errors=messages)
+
+
+class Plan:
+    """A validated request: what to run, with every default filled in."""
+
+    def __init__(self, support, labels, queries, classes, steps, lr, transductive, optimizer):
+        self.support, self.labels, self.queries = support, labels, queries
+        self.classes, self.steps, self.lr = classes, steps, lr
+        self.transductive, self.optimizer = transductive, optimizer
+
+
+def validate_request(data, limits: dict, defaults: dict) -> Plan:
+    """The parsed JSON -> Plan, or InputError. limits: min/max classes and shots, max_steps, max_lr,
+    max_queries (already narrowed to the bundle). defaults: the bundle's adaptation section."""
+    if not isinstance(data, dict):
+        raise InputError(f"the body must be a JSON object with support and query, got {type(data).__name__ if data is not None else 'null'}")
+    try:
+        request = AdaptRequest.model_validate(data)
+    except ValidationError as error:
+        raise format_validation_error(error) from None
+    if not request.support:
+        raise InputError("support: needs at least one labelled example per class")
+    labels = np.array([s.label for s in request.support], dtype=np.int64)
+    if labels.min() < 0:
+        where = int(np.argmax(labels < 0))
+        raise InputError(f"support[{where}].label: labels are 0..N-1, got {labels[where]}")
+    classes = int(labels.max()) + 1
+    if classes > limits["max_classes"]:
+        raise InputError(f"too many classes: the labels go up to {classes - 1}, so {classes} classes; "
+                         f"at most {limits['max_classes']} are supported (labels 0..{limits['max_classes'] - 1})")
+    counts = np.bincount(labels, minlength=classes)
+    missing = [c for c in range(classes) if counts[c] == 0]
+    if missing:
+        raise InputError(f"class {missing[0]} has no example: labels must be 0..N-1 with every class present "
+                         f"(labels given: {sorted(set(labels.tolist()))})")
+    if classes < limits["min_classes"]:
+        raise InputError(f"too few classes: {classes}; at least {limits['min_classes']} are needed")
+    if counts.max() > limits["max_shots"]:
+        worst = int(np.argmax(counts))
+        raise InputError(f"too many examples for class {worst}: {counts[worst]}; at most {limits['max_shots']} per class")
+    if counts.min() < limits["min_shots"]:
+        worst = int(np.argmin(counts))
+        raise InputError(f"too few examples for class {worst}: {counts[worst]}; at least {limits['min_shots']} per class")
+    if len(labels) < 2:
+        raise InputError("support: needs at least 2 examples (BatchNorm uses batch statistics)")
+    if not request.query:
+        raise InputError("query: needs at least one drawing to classify")
+    if len(request.query) > limits["max_queries"]:
+        raise InputError(f"too many queries: {len(request.query)}; at most {limits['max_queries']}")
+    steps = defaults["steps"] if request.steps is None else request.steps
+    if not 0 <= steps <= limits["max_steps"]:
+        raise InputError(f"steps: must be 0..{limits['max_steps']}, got {steps}")
+    lr = defaults["lr"] if request.lr is None else request.lr
+    if not 0 < lr <= limits["max_lr"]:
+        raise InputError(f"lr: must be > 0 and <= {limits['max_lr']:g}, got {lr:g}")
+    transductive = defaults["transductive"] if request.transductive is None else request.transductive
+    if transductive and len(request.query) < 2:
+        raise InputError("transductive: needs at least 2 queries (they are normalised as one batch); "
+                         "send more queries or transductive: false")
+    return Plan([s.image for s in request.support], labels, [q.image for q in request.query], classes, steps,
+                float(lr), bool(transductive), defaults["optimizer"])
+
+
+# ---------------------------------------------------------------------------- images
+def _png_size(data: bytes):
+    """(width, height) from the IHDR chunk, which must come first in a PNG."""
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def _not_png_message(data: bytes) -> str:
+    kinds = {b"\xff\xd8\xff": "a JPEG", b"GIF8": "a GIF", b"RIFF": "a RIFF/WebP file", b"BM": "a BMP",
+             b"<svg": "an SVG", b"<?xm": "an XML/SVG file", b"%PDF": "a PDF"}
+    for magic, kind in kinds.items():
+        if data.startswith(magic):
+            return f"not a PNG image (the data is {kind}); send a PNG"
+    return "not a PNG image (the data does not start with the PNG signature)"
+
+
+def decode_image(value, where: str, max_bytes: int, max_pixels: int) -> np.ndarray:
+    """One request image -> float32 [28, 28] model input, or InputError naming `where`."""
+    if isinstance(value, str):
+        return _decode_png(value, where, max_bytes, max_pixels)
+    if isinstance(value, list):
+        return _decode_array(value, where)
+    kind = "null" if value is None else {bool: "a boolean", int: "a number", float: "a number",
+                                         dict: "an object"}.get(type(value), type(value).__name__)
+    raise InputError(f"{where}: expected a PNG (base64 or a data:image/png;base64, URL) or a 28x28 array of "
+                     f"numbers, got {kind}")
+
+
+def _decode_png(text: str, where: str, max_bytes: int, max_pixels: int) -> np.ndarray:
+    payload = text.strip()
+    if payload[:5].lower() == "data:":
+        header, comma, payload = payload.partition(",")
+        if not comma or header.lower().replace(" ", "") != DATA_URL_PREFIX[:-1]:
+            raise InputError(f"{where}: a data URL must start with {DATA_URL_PREFIX!r}, got {header[:40]!r}")
+    payload = "".join(payload.split())
+    if len(payload) * 3 // 4 > max_bytes + 2:
+        raise InputError(f"{where}: the image is too large: about {len(payload) * 3 // 4} bytes, the limit is "
+                         f"{max_bytes} bytes per image")
+    if not payload:
+        raise InputError(f"{where}: the image is an empty string; send a PNG as base64")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{where}: not valid base64 (use the standard alphabet with padding, or a "
+                         f"{DATA_URL_PREFIX}... URL)") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{where}: the image is too large: {len(data)} bytes, the limit is {max_bytes} bytes per image")
+    if not data.startswith(PNG_SIGNATURE):
+        raise InputError(f"{where}: {_not_png_message(data)}")
+    size = _png_size(data)
+    if size is None:
+        raise InputError(f"{where}: not a readable PNG image (no IHDR header chunk)")
+    width, height = size
+    if width < 1 or height < 1:
+        raise InputError(f"{where}: not a readable PNG image (size {width}x{height})")
+    if width * height > max_pixels:
+        raise InputError(f"{where}: the image is too large: {width}x{height} = {width * height} pixels, the limit is "
+                         f"{max_pixels} pixels")
+    try:
+        ink = decode_png_ink(data)
+    except ValueError as error:
+        raise InputError(f"{where}: {error}") from None
+    except Exception as error:  # a decoder failure on hostile data must stay a 4xx
+        raise InputError(f"{where}: not a readable PNG image ({type(error).__name__})") from None
+    try:
+        return to_model_input(ink)
+    except EmptyDrawingError:
+        raise InputError(f"{where}: the drawing is empty (no pixel is dark enough to count as ink); draw something "
+                         "dark on a light background") from None
+
+
+def _decode_array(rows: list, where: str) -> np.ndarray:
+    if len(rows) != IMAGE_SIDE or not all(isinstance(r, list) and len(r) == IMAGE_SIDE for r in rows):
+        shape = [len(rows)]
+        if rows and all(isinstance(r, list) for r in rows):
+            lengths = sorted({len(r) for r in rows})
+            shape.append(lengths[0] if len(lengths) == 1 else f"{lengths[0]}..{lengths[-1]}")
+        raise InputError(f"{where}: an array image must be 28 rows of 28 numbers (28x28), got shape "
+                         f"{'x'.join(map(str, shape))}")
+    for i, row in enumerate(rows):
+        for j, x in enumerate(row):
+            if type(x) is not float and type(x) is not int:
+                kind = {bool: "a boolean", str: "a string", type(None): "null"}.get(type(x), type(x).__name__)
+                raise InputError(f"{where}[{i}][{j}]: expected a number, got {kind}")
+            if not -math.inf < x < math.inf:  # NaN fails both comparisons
+                raise InputError(f"{where}[{i}][{j}]: must be finite (NaN and infinity are not allowed)")
+            if not 0 <= x <= 1:
+                raise InputError(f"{where}[{i}][{j}]: model input values are in [0, 1] (ink = 1), got {x}")
+    image = np.array(rows, dtype=np.float32)
+    if not image.any():
+        raise InputError(f"{where}: the drawing is empty (every value is 0, no ink)")
+    return image
+
+
+# ---------------------------------------------------------------------------- running
+class _CheckedBatches(Sequence):
+    """Bundle.adapt's `batches`: the whole support set at every step (the default), checking the
+    job's deadline before each step so a request never runs past its time limit."""
+
+    def __init__(self, size: int, steps: int, check):
+        self._batch = np.arange(size)
+        self._steps = steps
+        self._check = check
+
+    def __len__(self):
+        return self._steps
+
+    def __getitem__(self, index):
+        if not -self._steps <= index < self._steps:
+            raise IndexError(index)
+        self._check()
+        return self._batch
+
+    def __iter__(self):
+        for _ in range(self._steps):
+            self._check()
+            yield self._batch
+
+
+def run_plan(bundle, plan: Plan, check, max_bytes: int, max_pixels: int, queued_s: float = 0.0) -> dict:
+    """On a worker: decode the images, adapt, predict. check() raises when the job must stop."""
+    t0 = time.perf_counter()
+    support = []
+    for i, image in enumerate(plan.support):
+        support.append(decode_image(image, f"support[{i}].image", max_bytes, max_pixels))
+        check()
+    queries = []
+    for i, image in enumerate(plan.queries):
+        queries.append(decode_image(image, f"query[{i}].image", max_bytes, max_pixels))
+        check()
+    t1 = time.perf_counter()
+    result = bundle.adapt(np.stack(support), plan.labels, np.stack(queries), steps=plan.steps, lr=plan.lr,
+                          optimizer=plan.optimizer, transductive=plan.transductive, classes=plan.classes,
+                          batches=_CheckedBatches(len(support), plan.steps, check))
+    t2 = time.perf_counter()
+    losses = [float(x) for x in result.losses]
+    if not (np.isfinite(result.probabilities).all() and all(math.isfinite(x) for x in losses)):
+        bad = next((k for k, x in enumerate(losses) if not math.isfinite(x)), None)
+        where = f" (non-finite loss before step {bad})" if bad is not None else ""
+        raise InputError(f"the adaptation diverged{where} with lr={plan.lr:g}; use a smaller lr")
+    return {
+        "probabilities": result.probabilities.astype(np.float64).tolist(),
+        "predictions": result.predictions.tolist(),
+        "losses": losses,
+        "classes": plan.classes,
+        "steps": plan.steps,
+        "lr": plan.lr,
+        "transductive": plan.transductive,
+        "optimizer": plan.optimizer,
+        "timing": {"queue_ms": round(queued_s * 1000, 3), "preprocess_ms": round((t1 - t0) * 1000, 3),
+                   "adapt_ms": round((t2 - t1) * 1000, 3)},
+    }
+
+
+def check_spec(bundle):
+    """The server implements preprocessing spec SPEC_VERSION only; refuse a bundle trained on another."""
+    wanted = bundle.manifest.get("input", {}).get("preprocessing_spec")
+    if wanted != SPEC_VERSION:
+        raise ValueError(f"the bundle was trained with preprocessing spec {wanted!r}; this server implements "
+                         f"spec {SPEC_VERSION} only")

@@ -1,0 +1,80 @@
+"""reptile-demo serve [--host] [--port] [--model DIR] [--workers N] ...  (also: python -m server)
+
+Every flag has an environment variable (REPTILE_DEMO_<NAME>, e.g. REPTILE_DEMO_PORT); flags win.
+"""
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .config import ENV_PREFIX, SettingsError, settings_from_env
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reptile-demo", description="The Reptile few-shot demo server.")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve the demo pages and the adaptation API (the default command)",
+                           description=f"Settings also come from environment variables {ENV_PREFIX}<FLAG> "
+                                       f"(e.g. {ENV_PREFIX}PORT, {ENV_PREFIX}MAX_STEPS); flags win.")
+    add_serve_flags(serve)
+    return parser
+
+
+def add_serve_flags(parser):
+    a = parser.add_argument
+    a("--host", help="address to listen on (default 127.0.0.1)")
+    a("--port", type=int, help="port (default 8000)")
+    a("--model", type=Path, help="bundle directory (default static/models/omniglot-5w)")
+    a("--workers", type=int, help="ONNX worker threads, one intra-op thread each (default: CPU count)")
+    a("--queue", type=int, help="adaptations that may wait for a worker; more get 503 (default 16)")
+    a("--timeout-s", type=float, dest="timeout_s", help="time limit per adaptation request in seconds (default 20)")
+    a("--max-steps", type=int, dest="max_steps", help="most adaptation steps a request may ask for (default 200)")
+    a("--max-body-bytes", type=int, dest="max_body_bytes", help="request body limit (default 2 MiB)")
+    a("--frame-ancestors", dest="frame_ancestors", help="CSP frame-ancestors for /embed (default *)")
+    a("--public-url", dest="public_url", help="absolute base URL used in oEmbed answers (default: from the request)")
+    a("--root-path", dest="root_path", help="path prefix when served behind a proxy (e.g. /demo)")
+    a("--log-level", dest="log_level", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["serve"] + argv  # `reptile-demo` / `python -m server` alone serve
+    args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        build_parser().print_help()
+        return 2
+    overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    try:
+        settings = settings_from_env(**overrides)
+    except SettingsError as error:
+        print(f"reptile-demo: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    started = time.perf_counter()
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(settings)
+    state = app.state.demo
+    if state.bundle is None:
+        print(f"reptile-demo: cannot serve {settings.model}: {state.bundle_error}", file=sys.stderr)
+        return 2
+    if state.bundle.warning:
+        logging.getLogger("reptile_demo").warning("model %s: %s", state.bundle.name, state.bundle.warning)
+    logging.getLogger("reptile_demo").info(
+        "model %s loaded and verified, %d workers, queue %d (%.0f ms since start); http://%s:%d/",
+        state.bundle.name, settings.workers, settings.queue, (time.perf_counter() - started) * 1000,
+        settings.host, settings.port)
+    # uvicorn's own access log is off: reptile_demo.access logs one line per request without the query string.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+                log_config=None, proxy_headers=True, timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
