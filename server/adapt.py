@@ -48,9 +48,23 @@ class QueryExample(BaseModel):
     image: Image
 
 
+# A complete request (two 24x24 drawings, an X and a +, and a query X), for the docs' "Try it out".
+EXAMPLE_X = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAAbUlEQVR42p2SMQ7AMAgDMf//szvQJr6oS5s"
+             "FxYcItiLX++n6BwRNCwhkbn13CP0a4JymGqWL5NHvx1050bGuYwfDhzEnDfqo27mhBxAzaOq79uFrkYYepNnvM11ulenSR6Rr+Nnp5peY"
+             "mz7/kgtw2yEvJp2+nwAAAABJRU5ErkJggg==")
+EXAMPLE_PLUS = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAALUlEQVR42mP8z4AdMDGQKsGCxGZkYPhPgV"
+                "EDKsH4n4GBEVP4P5lGDZcgIU0HABQcByvQFBuXAAAAAElFTkSuQmCC")
+EXAMPLE_QUERY = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAAZElEQVR42q2SQRLAIAgDDf//c3qwlI3To14"
+                 "QEiJhlNf/qXUbEEoCICDvvZoj8NWAR0GdbylHn/G4oe4Y16FDHz7iGHTUASidVtYnFnP4iV2ZSCV/kDrm/5AKLu69K8PP7rr3GR4Fuh0v"
+                 "ZjIvXQAAAABJRU5ErkJggg==")
+EXAMPLE_REQUEST = {"support": [{"image": EXAMPLE_X, "label": 0}, {"image": EXAMPLE_PLUS, "label": 1}],
+                   "query": [{"image": EXAMPLE_QUERY}], "steps": 10}
+
+
 class AdaptRequest(BaseModel):
     """Adapt the model to the support set (labelled drawings), then classify the queries."""
-    model_config = ConfigDict(extra="forbid", strict=True, title="AdaptRequest")
+    model_config = ConfigDict(extra="forbid", strict=True, title="AdaptRequest",
+                              json_schema_extra={"examples": [EXAMPLE_REQUEST]})
     support: list[SupportExample] = Field(description="The labelled drawings: 2-10 classes, 1-5 per class "
                                           "by default (see /api/model limits).")
     query: list[QueryExample] = Field(description="The drawings to classify (at least one).")
@@ -160,14 +174,17 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
         raise format_validation_error(error) from None
     if not request.support:
         raise InputError("support: needs at least one labelled example per class")
-    labels = np.array([s.label for s in request.support], dtype=np.int64)
-    if labels.min() < 0:
-        where = int(np.argmax(labels < 0))
-        raise InputError(f"support[{where}].label: labels are 0..N-1, got {labels[where]}")
+    values = [s.label for s in request.support]
+    for where, label in enumerate(values):
+        if label < 0:
+            raise InputError(f"support[{where}].label: labels are 0..N-1, got {label}")
+    if max(values) >= limits["max_classes"]:
+        top = max(values)
+        shown = top if top < 10 ** 6 else "a huge number"
+        raise InputError(f"too many classes: the labels go up to {shown}, so {shown if top >= 10 ** 6 else top + 1} "
+                         f"classes; at most {limits['max_classes']} are supported (labels 0..{limits['max_classes'] - 1})")
+    labels = np.array(values, dtype=np.int64)
     classes = int(labels.max()) + 1
-    if classes > limits["max_classes"]:
-        raise InputError(f"too many classes: the labels go up to {classes - 1}, so {classes} classes; "
-                         f"at most {limits['max_classes']} are supported (labels 0..{limits['max_classes'] - 1})")
     counts = np.bincount(labels, minlength=classes)
     missing = [c for c in range(classes) if counts[c] == 0]
     if missing:

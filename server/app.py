@@ -4,6 +4,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import urlencode, urlsplit, parse_qsl
 
 from fastapi import FastAPI, Query, Request
@@ -250,7 +251,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Reptile few-shot demo", version="1.0",
                   description="Draw a few examples of new characters; a CNN meta-trained with Reptile adapts to them. "
                               "The adaptation API runs the same ONNX graphs as the browser.",
-                  lifespan=lifespan, redoc_url=None, root_path=settings.root_path)
+                  lifespan=lifespan, redoc_url=None)
     app.state.demo = state
     app.add_middleware(HeadersAndAccessLog, settings=settings)
 
@@ -333,25 +334,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    "Link": f'<{oembed}>; rel="alternate"; type="application/json+oembed"; title="Reptile few-shot demo"'}
         return HTMLResponse(html, headers=headers)
 
-    page_params = {
-        "classes": Query(None, description="Number of classes to draw (default 3)"),
-        "shots": Query(None, description="Drawings per class (default 1)"),
-        "mode": Query(None, description="Where adaptation runs: browser (default) or server"),
-        "theme": Query(None, description="light (default) or dark"),
-    }
+    # The ranges are the served bundle's (narrowed by the settings), so the OpenAPI schema states them.
+    lim = state.limits or {"min_classes": 2, "max_classes": 10, "min_shots": 1, "max_shots": 5}
+    Classes = Annotated[int | None, Query(ge=lim["min_classes"], le=lim["max_classes"],
+                                          description="Number of classes to draw (default 3)")]
+    Shots = Annotated[int | None, Query(ge=lim["min_shots"], le=lim["max_shots"], description="Drawings per class (default 1)")]
+    Mode = Annotated[Literal["browser", "server"] | None, Query(description="Where adaptation runs (default browser)")]
+    Theme = Annotated[Literal["light", "dark"] | None, Query(description="Colour theme (default light)")]
+    page_responses = {200: {"content": {"text/html": {}}, "description": "The page"},
+                      422: _json_response(ERROR_RESPONSES[422]["description"]),
+                      503: _json_response("The model bundle is not loaded")}
 
-    @app.get("/", response_class=HTMLResponse, tags=["pages"], summary="The demo page",
-             responses={422: ERROR_RESPONSES[422], 503: ERROR_RESPONSES[503]})
-    async def index(request: Request, classes: int | None = page_params["classes"], shots: int | None = page_params["shots"],
-                    mode: str | None = page_params["mode"], theme: str | None = page_params["theme"]):
+    @app.get("/", response_class=HTMLResponse, tags=["pages"], summary="The demo page", responses=page_responses)
+    async def index(request: Request, classes: Classes = None, shots: Shots = None, mode: Mode = None, theme: Theme = None):
         if state.bundle is None:
             return not_ready()
         return render(request, "index.html", False, page_settings(classes, shots, mode, theme))
 
     @app.get("/embed", response_class=HTMLResponse, tags=["pages"], summary="The embeddable demo (for iframes)",
-             responses={422: ERROR_RESPONSES[422], 503: ERROR_RESPONSES[503]})
-    async def embed(request: Request, classes: int | None = page_params["classes"], shots: int | None = page_params["shots"],
-                    mode: str | None = page_params["mode"], theme: str | None = page_params["theme"]):
+             responses=page_responses)
+    async def embed(request: Request, classes: Classes = None, shots: Shots = None, mode: Mode = None, theme: Theme = None):
         if state.bundle is None:
             return not_ready()
         return render(request, "embed.html", True, page_settings(classes, shots, mode, theme))
@@ -360,7 +362,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses={404: ERROR_RESPONSES[422] | {"description": "Not a URL of this demo"},
                         422: ERROR_RESPONSES[422], 501: {"model": ErrorResponse, "description": "format=xml"}})
     async def oembed(request: Request, url: str = Query(..., description="A URL of this demo (/ or /embed)"),
-                     format: str = Query("json", description="Only json is offered"),
+                     format: str = Query("json", description="Only json is offered (xml: 501, as oEmbed specifies)",
+                                         json_schema_extra={"enum": ["json"]}),
                      maxwidth: int | None = Query(None, ge=1), maxheight: int | None = Query(None, ge=1)):
         if format == "xml":
             return _error(501, "format=xml is not offered; use format=json")
@@ -500,6 +503,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(request_schema.pop("$defs", {}))
             components["AdaptRequest"] = request_schema
+            if state.limits:
+                _constrain(components, state.limits)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -525,6 +530,25 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InputError(f"the body is over the limit of {limit} bytes", status=413)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _constrain(components: dict, limits: dict) -> None:
+    """State the served limits in the request schema (the rules that span fields, such as every class
+    0..N-1 having an example, cannot be said in JSON Schema and are checked by the server)."""
+    props = components["AdaptRequest"]["properties"]
+    props["support"].update(minItems=2, maxItems=limits["max_classes"] * limits["max_shots"])
+    props["query"].update(minItems=1, maxItems=limits["max_queries"])
+    for name, bounds in (("steps", {"minimum": 0, "maximum": limits["max_steps"]}),
+                         ("lr", {"exclusiveMinimum": 0, "maximum": limits["max_lr"]})):
+        for option in props[name].get("anyOf", [props[name]]):
+            if option.get("type") in ("integer", "number"):
+                option.update(bounds)
+    components["SupportExample"]["properties"]["label"].update(minimum=0, maximum=limits["max_classes"] - 1)
+
+
+def _json_response(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
 
 
 def _attr(text: str) -> str:

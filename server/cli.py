@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         settings.host, settings.port)
     # uvicorn's own access log is off: reptile_demo.access logs one line per request without the query string.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                log_config=None, proxy_headers=True, timeout_graceful_shutdown=10)
+                log_config=None, proxy_headers=True, timeout_graceful_shutdown=10,
+                root_path=settings.root_path)
     return 0
 
 

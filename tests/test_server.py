@@ -358,6 +358,12 @@ def test_a_class_with_no_example(client):
 
 def test_too_many_classes_shots_steps_queries(client):
     assert_error(post(client, fast(task(classes=11))), 422, "too many classes", "11")
+    huge = fast(task(classes=2))
+    huge["support"][1]["label"] = 10 ** 30
+    assert_error(post(client, huge), 422, "too many classes")
+    huge["support"][1]["label"] = -(10 ** 30)
+    assert_error(post(client, huge), 422, "support[1].label")
+    assert_error(post(client, {**fast(task(classes=2)), "steps": 10 ** 30}), 422, "steps")
     assert_error(post(client, fast(task(classes=2, shots=6))), 422, "too many examples", "6")
     assert_error(post(client, fast(task(classes=2), steps=201)), 422, "steps", "0..200")
     assert_error(post(client, fast(task(classes=2), steps=-1)), 422, "steps")
@@ -734,3 +740,25 @@ def test_server_never_imports_torch_or_training():
     for source in (ROOT / "server").rglob("*.py"):
         text = source.read_text()
         assert "import torch" not in text and "from training" not in text and "import training" not in text, source
+
+
+def test_the_documented_example_request_works(client):
+    from server.adapt import EXAMPLE_REQUEST
+
+    schema = client.get("/openapi.json").json()
+    assert schema["components"]["schemas"]["AdaptRequest"]["examples"] == [EXAMPLE_REQUEST]
+    r = post(client, EXAMPLE_REQUEST)
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == [0]  # the query is an X
+
+
+def test_behind_a_proxy_path_prefix(web_dir):
+    app = create_app(Settings(web_dir=web_dir, workers=1, root_path="/demo"))
+    with TestClient(app, root_path="/demo") as c:
+        m = c.get("/api/model").json()
+        assert m["manifest_url"].startswith("/demo/models/omniglot-5w/model.json?v=")
+        assert c.get(m["files"]["predict.onnx"]["url"].removeprefix("/demo")).status_code == 200
+        page = c.get("/")
+        assert 'href="/demo/api/model"' in page.text and "/demo/oembed?" in page.headers["link"]
+        embed = c.get("/embed")
+        assert "cross-origin-embedder-policy" not in embed.headers
