@@ -89,16 +89,21 @@ def main(argv=None):
     cases = int(generated.group(1)) if generated else None
     failures = sorted(set(re.findall(r"❌ (ST\d+ [^:\n]+): (\d+)", output)))
     log_lines = [line for line in log_path.read_text().splitlines() if "reptile_demo.access" in line]
-    statuses = {}
+    statuses, routes = {}, {}
     for line in log_lines:
-        match = re.search(r" (\d{3}) [\d.]+ms$", line)
+        match = re.search(r" ([A-Z]+) (\S+) (\d{3}) [\d.]+ms$", line)
         if match:
-            statuses[match.group(1)] = statuses.get(match.group(1), 0) + 1
+            method, path, status = match.groups()
+            statuses[status] = statuses.get(status, 0) + 1
+            if method in ("GET", "POST"):
+                key = f"{method} {path} {status}"
+                routes[key] = routes.get(key, 0) + 1
     server_5xx = sum(n for code, n in statuses.items() if code.startswith("5"))
     result = {
         "benchmark": "schemathesis_run", "command": " ".join(st_command[1:]).replace(str(workdir), "<tmp>"),
         "schemathesis_exit_code": run.returncode, "cases_generated": cases, "requests_logged": len(log_lines),
         "responses_by_status": dict(sorted(statuses.items())), "server_5xx": server_5xx,
+        "responses_by_route": dict(sorted(routes.items())),
         "failed_checks": [{"check": c, "count": int(n)} for c, n in failures], "elapsed_s": round(elapsed, 1),
         "ok": run.returncode == 0 and server_5xx == 0 and (cases or 0) >= args.min_cases,
     }

@@ -98,14 +98,13 @@ def test_npm_step_matches_the_makefile():
     docker_npm = shlex.split(runs[0])
     assert docker_npm[:2] == ["npm", "ci"]
     make_npm = [shlex.split(line) for target in re.findall(r"^([\w./$()-]+)\s*:", (ROOT / "Makefile").read_text(), re.M)
-                for line in makefile_recipe(target) if "npm ci" in line]
-    if make_npm:  # the web setup target (web issue): the image must install the same way
-        words = [w for w in make_npm[0] if w.startswith("--") and w not in ("--prefix",)]
-        assert "ci" in make_npm[0]
-        for w in words:
-            if w.startswith("--prefix"):
-                continue
-            assert w in docker_npm, f"the Makefile runs npm ci with {w}, the Dockerfile does not"
+                for line in makefile_recipe(target) if re.search(r"\bnpm\s+(ci|install|i)\b", line)]
+    for command in make_npm:  # the web setup target (web issue): the image must install the same way
+        words = command[command.index("npm"):] if "npm" in command else command
+        assert words[1] == "ci", f"the Makefile runs {' '.join(words)}; the image runs npm ci (from the lock file)"
+        for flag in words[2:]:
+            if flag.startswith("--") and not flag.startswith("--prefix"):
+                assert flag in docker_npm, f"the Makefile runs npm ci with {flag}, the Dockerfile does not"
     lock = ROOT / "web" / "package-lock.json"
     assert lock.is_file(), "npm ci needs web/package-lock.json"
 
