@@ -4,9 +4,25 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= ../shared/data/omniglot
 
-.PHONY: setup demo test train benchmark clean
+.PHONY: setup chromium demo test train benchmark clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed web/node_modules/.installed
+
+# The browser runtime: onnxruntime-web as web/package-lock.json pins it, served from web/node_modules
+# (the Dockerfile runs the same npm ci).
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --omit=dev --no-audit --no-fund
+	touch $@
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here): installed
+# only where /usr/bin/chromium is missing and apt-get is usable (root); otherwise they are skipped.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser tests will be skipped" >&2; \
+	  else echo "chromium is missing and apt-get is not usable: the browser tests will be skipped" >&2; fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +36,7 @@ PORT ?= 8000
 demo: setup
 	$(PY) -m server serve --host $(HOST) --port $(PORT)
 
-test: setup
+test: setup chromium
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
 # The shipped default model's training run (about 1.5 h on 2 CPU cores); resumable.

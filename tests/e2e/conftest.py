@@ -1,0 +1,202 @@
+"""Browser tests of the web demo (issue 5): a real server (`python -m server`) on a free loopback
+port and Debian's Chromium driven by Playwright. Skipped where Chromium or the Python playwright
+package is missing (`make test` installs both where it can)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+ORT_DIST = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
+# Few steps keep the tests quick on 2 cores; the parity test uses the model's default.
+FAST = "steps=10"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def playwright_browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not ORT_DIST.is_dir():
+        pytest.skip("onnxruntime-web is not installed (make setup runs npm ci in web/)")
+    executable = CHROMIUM if os.path.exists(CHROMIUM) else None
+    manager = sync_api.sync_playwright().start()
+    try:
+        browser = manager.chromium.launch(executable_path=executable, args=LAUNCH_ARGS, headless=True)
+    except Exception as error:  # no Chromium at all: neither Debian's nor Playwright's download
+        manager.stop()
+        pytest.skip(f"no Chromium to drive ({error.__class__.__name__}); `make chromium` installs Debian's")
+    yield browser
+    browser.close()
+    manager.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_server():
+    """The real server on a free port: -> its base URL (http://127.0.0.1:PORT)."""
+    port = free_port()
+    log = open(ROOT / ".pytest_cache" / "e2e-server.log", "w") if (ROOT / ".pytest_cache").is_dir() else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", "1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/readyz")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+class StaticServer:
+    """A plain static file server for a folder (no COOP/COEP, no CSP): another origin, or a static host."""
+
+    def __init__(self, folder: Path, host: str = "127.0.0.1"):
+        handler = partial(QuietHandler, directory=str(folder))
+        self.httpd = ThreadingHTTPServer((host, 0), handler)
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".js": "text/javascript",
+                      ".wasm": "application/wasm", ".json": "application/json"}
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def static_server():
+    servers = []
+
+    def start(folder: Path, host: str = "127.0.0.1") -> StaticServer:
+        server = StaticServer(folder, host)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+class PageWatch:
+    """Console errors, page errors and every request that leaves the page's origin (those are
+    aborted, so a test also fails if the page depends on one)."""
+
+    def __init__(self, context, origins):
+        self.origins = set(origins)
+        self.errors, self.foreign = [], []
+        context.route("**/*", self._route)
+        context.on("console", self._console)
+        context.on("weberror", lambda error: self.errors.append(f"page error: {error.error}"))
+
+    def _route(self, route):
+        url = route.request.url
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme in ("data", "blob") or origin in self.origins:
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def _console(self, message):
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def check(self):
+        assert not self.errors, "\n".join(self.errors)
+        assert not self.foreign, f"requests left the origin: {self.foreign}"
+
+
+@pytest.fixture
+def new_page(playwright_browser):
+    """new_page(origin, **context_options) -> (page, watch); watch.check() at the end of the test."""
+    contexts = []
+
+    def make(*origins, **options):
+        options.setdefault("viewport", {"width": 1280, "height": 900})
+        context = playwright_browser.new_context(**options)
+        contexts.append(context)
+        watch = PageWatch(context, origins)
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        return page, watch
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def wait_adaptations(page, count: int, timeout: float = 120_000) -> None:
+    page.wait_for_selector(f'#demo[data-adaptations="{count}"]', state="attached", timeout=timeout)
+
+
+def adaptations(page) -> int:
+    return int(page.locator("#demo").get_attribute("data-adaptations") or 0)
+
+
+def draw(page, label: str, points, exact: bool = True) -> None:
+    """Draw one stroke with the mouse: points in 0..1 of the canvas."""
+    canvas = page.get_by_label(label, exact=exact)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for point in xy[1:]:
+        page.mouse.move(*point, steps=3)
+    page.mouse.up()
+
+
+def bars(page, test: str = "Test drawing") -> dict:
+    """The prediction bars of a test drawing: {class name: probability}, and the marked top class."""
+    group = page.get_by_role("group", name=f"Prediction for {test}", exact=True)
+    names = group.locator(".bar-list").first.locator(".bar-name").all_inner_texts()
+    values = group.locator(".bar-list").first.locator(".bar-value").all_inner_texts()
+    top = group.locator(".bar-list").first.locator(".bar.top .bar-name").all_inner_texts()
+    return {"probabilities": dict(zip(names, (float(v.rstrip("%")) / 100 for v in values))), "top": top}
+
+
+def last_result(page) -> dict:
+    return page.evaluate("JSON.parse(JSON.stringify(window.reptileDemo.lastResult))")

@@ -1,0 +1,193 @@
+// Where adaptation runs: in the browser (a Web Worker with onnxruntime-web) or on the server
+// (POST /api/adapt). Both take the same request and report per-step losses and the result.
+// The Scheduler keeps only the newest request: a new one stops the running one (at its next step
+// in the worker, by aborting the fetch for the server) and replaces any waiting one.
+
+export class Stopped extends Error {
+  constructor(message = "stopped") {
+    super(message);
+    this.name = "Stopped";
+  }
+}
+
+export class BrowserAdapter {
+  // urls: {worker, ort, ortWasm, ortMjs, modelBase, files}
+  constructor(urls) {
+    this.urls = urls;
+    this.worker = null;
+    this.ready = null;
+    this.info = null;
+    this.nextId = 1;
+    this.pending = new Map(); // id -> {resolve, reject, onStep}
+    this.place = "browser";
+  }
+
+  // Lazy: the worker, the runtime and the model are fetched on the first call.
+  load() {
+    if (this.ready) return this.ready;
+    this.ready = new Promise((resolve, reject) => {
+      let worker;
+      try {
+        worker = new Worker(this.urls.worker, { type: "module", name: "reptile-adapt" });
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      this.worker = worker;
+      worker.onmessage = (event) => this.message(event.data, resolve, reject);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        const error = new Error(`the adaptation worker failed: ${event.message || "could not load it"}`);
+        reject(error);
+        for (const entry of this.pending.values()) entry.reject(error);
+        this.pending.clear();
+      };
+      worker.postMessage({ type: "init", ortUrl: this.urls.ort, wasmPaths: { wasm: this.urls.ortWasm, mjs: this.urls.ortMjs },
+        modelBase: this.urls.modelBase, fileUrls: this.urls.files, threads: this.urls.threads || null });
+    });
+    this.ready.catch(() => {
+      this.ready = null; // a later call may try again
+      if (this.worker) this.worker.terminate();
+      this.worker = null;
+    });
+    return this.ready;
+  }
+
+  message(data, resolve, reject) {
+    if (data.type === "ready") {
+      this.info = data.info;
+      resolve(data.info);
+      return;
+    }
+    if (data.type === "init-error") {
+      reject(new Error(data.message));
+      return;
+    }
+    const entry = this.pending.get(data.id);
+    if (!entry) return;
+    if (data.type === "step") entry.onStep(data.which, data.k, data.loss);
+    else {
+      this.pending.delete(data.id);
+      if (data.type === "result") entry.resolve({ ...data.results.meta, compare: data.results.random || null, computeMs: data.elapsedMs });
+      else if (data.type === "cancelled") entry.reject(new Stopped());
+      else entry.reject(new Error(data.message));
+    }
+  }
+
+  // request: {support, labels, queries, classes, steps, lr, compare}; -> {run: Promise, cancel()}
+  start(request, onStep) {
+    const id = this.nextId++;
+    let cancelled = false;
+    let posted = false;
+    const run = this.load().then(() => new Promise((resolve, reject) => {
+      if (cancelled) {
+        reject(new Stopped());
+        return;
+      }
+      this.pending.set(id, { resolve, reject, onStep });
+      this.worker.postMessage({ type: "adapt", id, ...request });
+      posted = true;
+    }));
+    const cancel = () => {
+      cancelled = true;
+      if (posted && this.worker) this.worker.postMessage({ type: "cancel", id });
+    };
+    return { run, cancel };
+  }
+
+  describe() {
+    if (!this.info) return "in your browser";
+    const threads = this.info.numThreads > 1 ? `${this.info.numThreads} threads` : "1 thread";
+    return `in your browser (WebAssembly, ${threads})`;
+  }
+}
+
+export class ServerAdapter {
+  constructor(apiUrl) {
+    this.url = `${apiUrl.replace(/\/$/, "")}/adapt`;
+    this.place = "server";
+  }
+
+  start(request, onStep) {
+    const controller = new AbortController();
+    const rows = (image) => Array.from({ length: 28 }, (_, r) => Array.from(image.subarray(r * 28, r * 28 + 28)));
+    const body = {
+      support: request.support.map((image, i) => ({ image: rows(image), label: request.labels[i] })),
+      query: request.queries.map((image) => ({ image: rows(image) })),
+    };
+    if (request.steps != null) body.steps = request.steps;
+    if (request.lr != null) body.lr = request.lr;
+    const started = performance.now();
+    const run = fetch(this.url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      signal: controller.signal, credentials: "same-origin" })
+      .then(async (response) => {
+        const data = await response.json().catch(() => ({}));
+        if (!response.ok) {
+          const retry = response.headers.get("Retry-After");
+          throw new Error(`the server answered ${response.status}: ${data.detail || response.statusText}` +
+            (retry ? ` (retry after ${retry} s)` : ""));
+        }
+        data.losses.forEach((loss, k) => onStep("meta", k, loss));
+        return { probabilities: data.probabilities, predictions: data.predictions, losses: data.losses,
+          elapsedMs: data.elapsed_ms, computeMs: performance.now() - started, compare: null };
+      }, (error) => {
+        if (error.name === "AbortError") throw new Stopped();
+        throw new Error(`could not reach the server: ${error.message}`);
+      });
+    return { run, cancel: () => controller.abort() };
+  }
+
+  describe() {
+    return "on the server";
+  }
+}
+
+export class Scheduler {
+  // handlers: {started(request), step(which, k, loss), done(request, result), stopped(request), failed(request, error)}
+  constructor(handlers) {
+    this.handlers = handlers;
+    this.running = null;
+    this.waiting = null;
+  }
+
+  submit(adapter, request) {
+    this.waiting = { adapter, request };
+    if (this.running) this.running.job.cancel();
+    else this.pump();
+  }
+
+  stop() {
+    this.waiting = null;
+    if (this.running) {
+      this.running.stoppedByUser = true;
+      this.running.job.cancel();
+    }
+  }
+
+  get busy() {
+    return this.running !== null;
+  }
+
+  async pump() {
+    while (this.waiting) {
+      const { adapter, request } = this.waiting;
+      this.waiting = null;
+      const job = adapter.start(request, (which, k, loss) => {
+        if (this.running && this.running.job === job) this.handlers.step(which, k, loss);
+      });
+      this.running = { job, request, stoppedByUser: false };
+      this.handlers.started(request, adapter);
+      try {
+        const result = await job.run;
+        if (!this.waiting) this.handlers.done(request, result, adapter);
+      } catch (error) {
+        if (error instanceof Stopped) {
+          if (this.running.stoppedByUser) this.handlers.stopped(request, adapter);
+        } else if (!this.waiting) {
+          this.handlers.failed(request, error, adapter);
+        }
+      }
+      this.running = null;
+    }
+  }
+}

@@ -1,0 +1,101 @@
+// The adaptation worker (a module Web Worker): onnxruntime-web's wasm build, loaded lazily on the
+// first "init", the bundle verified and warmed up; then "adapt" requests, of which only the newest
+// runs: a newer request or a "cancel" stops the running one between two steps.
+import { Cancelled, Model, yieldToEvents } from "./engine.js";
+
+const WARM_UP_STEPS = 8; // enough for the engine's first compilations; later runs keep speeding up a little
+let model = null;
+let loading = null;
+let info = null;
+let newest = 0; // id of the newest adapt request received
+const cancelled = new Set();
+let running = Promise.resolve();
+
+async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
+  const started = performance.now();
+  const ort = await import(ortUrl);
+  const isolated = self.crossOriginIsolated === true;
+  // Threads need SharedArrayBuffer, i.e. a cross-origin isolated page (COOP + COEP). Half the cores at
+  // most, up to 4, unless `threads` is given: the page's own thread and the browser need the rest (on 2 cores, 1 thread
+  // measured faster than 2: benchmarks/browser_adapt.py).
+  const cores = navigator.hardwareConcurrency || 1;
+  const wanted = threads ? Math.min(threads, cores) : Math.min(4, Math.floor(cores / 2));
+  const numThreads = isolated ? Math.max(1, wanted) : 1;
+  ort.env.wasm.numThreads = numThreads;
+  ort.env.wasm.wasmPaths = wasmPaths;
+  ort.env.logLevel = "error";
+  const fetchBytes = async (url) => {
+    const name = new URL(url).pathname.split("/").pop();
+    const response = await fetch(fileUrls && fileUrls[name] ? new URL(fileUrls[name], modelBase).href : url);
+    if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
+    return new Uint8Array(await response.arrayBuffer());
+  };
+  const loaded = await Model.load(ort, modelBase, { fetchBytes });
+  const loadMs = performance.now() - started;
+  // Warm-up: the first runs of each graph compile and allocate; do them now, on a small dummy task
+  // of the default size (3 classes, 1 example each), not on the user's first adaptation.
+  const warmStart = performance.now();
+  const dummy = () => Float32Array.from({ length: 784 }, (_, i) => ((i * 7919) % 97) / 97);
+  await loaded.adapt({ support: [dummy(), dummy().reverse(), dummy().map((v) => 1 - v)], labels: [0, 1, 2],
+    queries: [dummy()], steps: WARM_UP_STEPS });
+  info = { numThreads, isolated, loadMs, warmMs: performance.now() - warmStart, ortVersion: ort.env.versions?.web,
+    model: loaded.manifest.name, defaults: loaded.defaults };
+  model = loaded;
+  return info;
+}
+
+async function adapt(message) {
+  const { id } = message;
+  const shouldStop = async () => {
+    await yieldToEvents(); // lets a newer request or a cancel arrive
+    return cancelled.has(id) || newest !== id;
+  };
+  const runs = [{ which: "meta", init: "meta" }];
+  if (message.compare) runs.push({ which: "random", init: "random" });
+  const results = {};
+  for (const run of runs) {
+    results[run.which] = await model.adapt({
+      support: message.support, labels: message.labels, queries: message.queries, classes: message.classes,
+      steps: message.steps, lr: message.lr, init: run.init, seed: message.seed || 1, shouldStop,
+      onStep: (k, loss) => self.postMessage({ type: "step", id, which: run.which, k, loss }),
+    });
+  }
+  return results;
+}
+
+self.onmessage = async (event) => {
+  const message = event.data;
+  if (message.type === "init") {
+    try {
+      loading = loading || init(message);
+      self.postMessage({ type: "ready", info: await loading });
+    } catch (error) {
+      loading = null;
+      self.postMessage({ type: "init-error", message: String(error && error.message || error) });
+    }
+  } else if (message.type === "cancel") {
+    cancelled.add(message.id);
+  } else if (message.type === "adapt") {
+    newest = Math.max(newest, message.id);
+    // One adaptation at a time (a session must not run twice at once): a newer request waits for
+    // the running one to stop at its next step; requests replaced meanwhile are dropped unrun.
+    const previous = running;
+    let done;
+    running = new Promise((resolve) => { done = resolve; });
+    await previous;
+    try {
+      await loading;
+      if (!model) throw new Error("the model is not loaded");
+      if (newest !== message.id || cancelled.has(message.id)) throw new Cancelled();
+      const started = performance.now();
+      const results = await adapt(message);
+      self.postMessage({ type: "result", id: message.id, results, elapsedMs: performance.now() - started, info });
+    } catch (error) {
+      if (error instanceof Cancelled) self.postMessage({ type: "cancelled", id: message.id });
+      else self.postMessage({ type: "error", id: message.id, message: String(error && error.message || error) });
+    } finally {
+      cancelled.delete(message.id);
+      done();
+    }
+  }
+};
