@@ -123,10 +123,13 @@ class PageWatch:
     """Console errors, page errors and every request that leaves the page's origin (those are
     aborted, so a test also fails if the page depends on one)."""
 
-    def __init__(self, context, origins):
+    def __init__(self, context, origins, route: bool = True):
         self.origins = set(origins)
         self.errors, self.foreign = [], []
-        context.route("**/*", self._route)
+        if route:
+            context.route("**/*", self._route)
+        else:  # routing bypasses service workers (Playwright): only watch
+            context.on("request", self._request)
         context.on("console", self._console)
         context.on("weberror", lambda error: self.errors.append(f"page error: {error.error}"))
 
@@ -139,6 +142,11 @@ class PageWatch:
         else:
             self.foreign.append(url)
             route.abort()
+
+    def _request(self, request):
+        parts = urlsplit(request.url)
+        if parts.scheme not in ("data", "blob") and f"{parts.scheme}://{parts.netloc}" not in self.origins:
+            self.foreign.append(request.url)
 
     def _console(self, message):
         if message.type == "error":
@@ -154,11 +162,11 @@ def new_page(playwright_browser):
     """new_page(origin, **context_options) -> (page, watch); watch.check() at the end of the test."""
     contexts = []
 
-    def make(*origins, **options):
+    def make(*origins, route: bool = True, **options):
         options.setdefault("viewport", {"width": 1280, "height": 900})
         context = playwright_browser.new_context(**options)
         contexts.append(context)
-        watch = PageWatch(context, origins)
+        watch = PageWatch(context, origins, route)
         page = context.new_page()
         page.set_default_timeout(90_000)
         return page, watch

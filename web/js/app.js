@@ -10,7 +10,11 @@ import { modelInput, paintModelInput, unpackStrokes } from "./strokes.js";
 
 const root = document.getElementById("demo");
 const config = JSON.parse(root.dataset.config);
-const { urls } = config;
+// every URL absolute (the worker resolves relative URLs against its own script, not this page)
+const absolute = (url) => (url ? new URL(url, location.href).href : url);
+const urls = Object.fromEntries(Object.entries(config.urls).map(([k, v]) => [k, k === "api" || typeof v !== "string"
+  ? v : absolute(v)]));
+urls.modelFiles = Object.fromEntries(Object.entries(config.urls.modelFiles || {}).map(([k, v]) => [k, absolute(v)]));
 const model = config.model || {};
 const embed = Boolean(config.embed);
 const staticSite = Boolean(config.static);
@@ -62,7 +66,7 @@ const app = {
 
 const browser = new BrowserAdapter({
   worker: urls.worker, ort: urls.ort, ortWasm: urls.ortWasm, ortMjs: urls.ortMjs,
-  modelBase: new URL(urls.modelBase, location.href).href, files: urls.modelFiles,
+  modelBase: urls.modelBase, files: urls.modelFiles,
   // ?threads=N caps onnxruntime-web's threads (for measurements); it uses >1 only when cross-origin isolated
   threads: Number(new URLSearchParams(location.search).get("threads")) || null,
 });

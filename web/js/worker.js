@@ -26,7 +26,7 @@ async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   ort.env.logLevel = "error";
   const fetchBytes = async (url) => {
     const name = new URL(url).pathname.split("/").pop();
-    const response = await fetch(fileUrls && fileUrls[name] ? new URL(fileUrls[name], modelBase).href : url);
+    const response = await fetch(fileUrls && fileUrls[name] ? fileUrls[name] : url);
     if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
     return new Uint8Array(await response.arrayBuffer());
   };

@@ -1,0 +1,163 @@
+"""A server-less copy of the demo: `python -m demo_static export DIR` (the logic behind
+`reptile-demo export-static DIR`).
+
+DIR then holds index.html and embed.html (browser mode only: no server to adapt on), the page's
+scripts and styles, onnxruntime-web's wasm build, the model bundle, the example drawings and the
+service worker, all with relative URLs, so it works from any static web host (a blog's own server,
+GitHub Pages) or a sub-folder of one. A static host sends no COOP/COEP headers, so the runtime
+runs on one thread there; `_headers` asks hosts that read it (Netlify, Cloudflare Pages) for them.
+"""
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+ORT_DIST = WEB / "node_modules" / "onnxruntime-web" / "dist"
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+WEB_SKIP = {"templates", "node_modules", "package.json", "package-lock.json", "sw.js"}
+WEB_SUFFIXES = {".js", ".mjs", ".css", ".json", ".svg", ".png", ".ico", ".woff2", ".txt"}
+HASH_CHARS = 12
+MARKER = ".reptile-demo-static"
+HEADERS = """/*
+  Cross-Origin-Opener-Policy: same-origin
+  Cross-Origin-Embedder-Policy: require-corp
+  Cross-Origin-Resource-Policy: same-origin
+  X-Content-Type-Options: nosniff
+/embed.html
+  ! Cross-Origin-Opener-Policy
+  ! Cross-Origin-Embedder-Policy
+  Cross-Origin-Resource-Policy: cross-origin
+"""
+
+
+class ExportError(Exception):
+    pass
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_summary(bundle: Path, max_steps: int = 200) -> dict:
+    """The page's view of the bundle, in the shape of the server's GET /api/model (relative URLs)."""
+    manifest = json.loads((bundle / "model.json").read_text())
+    if manifest.get("format") != "reptile-bundle" or manifest.get("format_version") != 1:
+        raise ExportError(f"{bundle} is not a reptile-bundle of format version 1")
+    name = bundle.name
+    base = f"models/{name}/"
+    files = {file: {"url": f"{base}{file}?v={entry['sha256'][:HASH_CHARS]}", "sha256": entry["sha256"],
+                    "bytes": entry.get("bytes")} for file, entry in sorted(manifest["files"].items())}
+    adaptation = manifest["adaptation"]
+    provenance = manifest.get("provenance") or {}
+    return {
+        "name": manifest["name"],
+        "warning": manifest.get("warning"),
+        "training_complete": manifest.get("training_complete"),
+        "format_version": manifest["format_version"],
+        "classes": manifest["classes"],
+        "shots": manifest["shots"],
+        "trained_ways": manifest["trained_ways"],
+        "adaptation": {k: adaptation.get(k) for k in ("optimizer", "steps", "lr", "eps", "transductive", "chosen_by")},
+        "accuracy": manifest.get("accuracy"),
+        "input": {"shape": manifest["input"]["shape"][1:], "preprocessing_spec": manifest["input"]["preprocessing_spec"]},
+        "limits": {"max_steps": max(max_steps, adaptation["steps"]), "max_lr": 1.0},
+        "manifest_url": f"{base}model.json?v={sha256(bundle / 'model.json')[:HASH_CHARS]}",
+        "base_url": base,
+        "files": files,
+        "provenance": {k: provenance.get(k) for k in ("iteration", "meta_iters", "exported_at")},
+    }
+
+
+def export_static(out: Path, bundle: Path, classes: int = 3, shots: int = 1, theme: str = "light",
+                  force: bool = False) -> list:
+    """Write the static site into `out`; -> the files written (relative paths)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    bundle = Path(bundle).resolve()
+    out = Path(out).resolve()
+    missing = [f for f in ORT_FILES if not (ORT_DIST / f).is_file()]
+    if missing:
+        raise ExportError(f"onnxruntime-web is not installed ({', '.join(missing)} missing): run `npm ci` in web/ "
+                          "(make setup does it)")
+    if not (bundle / "model.json").is_file():
+        raise ExportError(f"{bundle} is not a model bundle (no model.json)")
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists() and not force:
+            raise ExportError(f"{out} exists and is not empty (and not an earlier export): choose another folder "
+                              "or pass --force")
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    summary = model_summary(bundle)
+    low, high = summary["classes"]["min"], summary["classes"]["max"]
+    if not low <= classes <= high:
+        raise ExportError(f"classes must be {low}..{high}")
+    if not summary["shots"]["min"] <= shots <= summary["shots"]["max"]:
+        raise ExportError(f"shots must be {summary['shots']['min']}..{summary['shots']['max']}")
+    written = []
+
+    def copy(source: Path, relative: str):
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(relative)
+
+    for source in sorted(WEB.rglob("*")):
+        relative = source.relative_to(WEB)
+        if source.is_file() and relative.parts[0] not in WEB_SKIP and source.suffix in WEB_SUFFIXES \
+                and not any(p.startswith(".") for p in relative.parts):
+            copy(source, f"web/{relative.as_posix()}")
+    for name in ORT_FILES:
+        copy(ORT_DIST / name, f"vendor/onnxruntime-web/{name}")
+    for name in ["model.json", *json.loads((bundle / "model.json").read_text())["files"]]:
+        copy(bundle / name, f"models/{bundle.name}/{name}")
+    copy(WEB / "sw.js", "sw.js")
+
+    def asset(path: str) -> str:
+        path = path.lstrip("/")
+        if path.startswith("static/models/"):
+            path = path[len("static/"):]
+        target = out / path
+        if not target.is_file():
+            raise ExportError(f"the page asks for {path}, which the export does not contain")
+        return f"{path}?v={sha256(target)[:HASH_CHARS]}"
+
+    env = Environment(loader=FileSystemLoader(str(WEB / "templates")), autoescape=select_autoescape(["html"]))
+    for page, embed in (("index.html", False), ("embed.html", True)):
+        settings = {"classes": classes, "shots": shots, "mode": "browser", "theme": theme}
+        html = env.get_template(page).render(model=summary, settings=settings, embed=embed, base_url=".",
+                                              asset=asset, static_export=True, root_path=".", api_url="",
+                                              sw_url="sw.js")
+        (out / page).write_text(html)
+        written.append(page)
+    (out / "_headers").write_text(HEADERS)
+    (out / ".nojekyll").write_text("")
+    (out / MARKER).write_text(json.dumps({"model": summary["name"], "files": len(written)}) + "\n")
+    written += ["_headers", ".nojekyll", MARKER]
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="reptile-demo export-static",
+                                     description="Write a server-less, browser-only copy of the demo into DIR.")
+    parser.add_argument("dir", type=Path, help="output folder (created; an earlier export there is replaced)")
+    parser.add_argument("--model", type=Path, default=ROOT / "static" / "models" / "omniglot-5w",
+                        help="bundle directory (default static/models/omniglot-5w)")
+    parser.add_argument("--classes", type=int, default=3, help="classes on the page at first (default 3)")
+    parser.add_argument("--shots", type=int, default=1, help="examples per class at first (default 1)")
+    parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    parser.add_argument("--force", action="store_true", help="empty DIR even if it holds something else")
+    args = parser.parse_args(argv)
+    try:
+        written = export_static(args.dir, args.model, args.classes, args.shots, args.theme, args.force)
+    except ExportError as error:
+        print(f"export-static: {error}", file=sys.stderr)
+        return 2
+    size = sum((args.dir / f).stat().st_size for f in written)
+    print(f"{args.dir}: {len(written)} files, {size / 1e6:.1f} MB; open index.html through any static web server "
+          "(not file://: browsers do not run module workers from files)")
+    return 0

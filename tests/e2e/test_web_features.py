@@ -1,0 +1,191 @@
+"""The demo's other promises in Chromium: the embed inside a page of another origin (height and
+prediction messages), keyboard-only use, Stop, save / load, the share link, offline reload through
+the service worker, and the static export on a plain static server."""
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import FAST, adaptations, bars, draw, wait_adaptations
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+PARENT = """<!doctype html><html><head><title>A blog</title></head><body>
+<p>A blog post about few-shot learning.</p><div style="height: 1600px">...</div>
+<iframe id="demo" src="{src}" width="960" height="300" title="demo"></iframe>
+<script>
+window.received = [];
+addEventListener("message", (e) => {{
+  window.received.push({{origin: e.origin, data: e.data}});
+  if (e.data && e.data.type === "embed-size") document.getElementById("demo").height = e.data.height;
+}});
+</script></body></html>"""
+
+
+def test_embed_in_a_page_of_another_origin(demo_server, new_page, static_server, tmp_path):
+    src = f"{demo_server}/embed?classes=2&shots=1&mode=browser&theme=dark&{FAST}"
+    (tmp_path / "post.html").write_text(PARENT.format(src=src))
+    parent = static_server(tmp_path, host="localhost")  # localhost:P is another origin than 127.0.0.1:Q
+    page, watch = new_page(parent.url, demo_server)
+    page.goto(f"{parent.url}/post.html")
+    frame = page.frame_locator("#demo")
+    frame.locator('#demo[data-ready="true"]').wait_for(state="attached")
+    page.wait_for_timeout(1500)
+    received = page.evaluate("window.received")
+    sizes = [m for m in received if m["data"].get("type") == "embed-size"]
+    assert sizes and sizes[0]["data"]["sentinel"] == "amp" and sizes[0]["origin"] == demo_server
+    assert sizes[-1]["data"]["height"] > 300
+    # out of view: it has not started (no prediction, the runtime not loaded)
+    assert not [m for m in received if m["data"].get("type") == "reptile:prediction"]
+    assert frame.locator("#demo").get_attribute("data-adaptations") is None
+    page.locator("#demo").scroll_into_view_if_needed()
+    frame.locator('#demo[data-adaptations="1"]').wait_for(state="attached", timeout=120_000)
+    page.wait_for_timeout(200)
+    predictions = [m["data"] for m in page.evaluate("window.received") if m["data"].get("type") == "reptile:prediction"]
+    assert len(predictions) == 1
+    message = predictions[0]
+    assert len(message["labels"]) == 2 and len(message["probabilities"]) == 2
+    assert message["predicted"] == max(range(2), key=lambda i: message["probabilities"][i])
+    latest = [m["data"]["height"] for m in page.evaluate("window.received") if m["data"].get("type") == "embed-size"]
+    assert page.locator("#demo").get_attribute("height") == str(latest[-1])  # the parent followed the messages
+    assert frame.locator("html").get_attribute("data-theme") == "dark"
+    watch.check()
+
+
+def focus_by_tab(page, name: str, limit: int = 80) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        label = page.evaluate("(e => e.getAttribute('aria-label') || e.textContent.trim())(document.activeElement)")
+        if label == name:
+            return
+    raise AssertionError(f"Tab never reached {name!r}")
+
+
+def test_keyboard_only(demo_server, new_page):
+    page, watch = new_page(demo_server)
+    page.goto(f"{demo_server}/?{FAST}")
+    wait_adaptations(page, 1)
+    # add a class with the keyboard: focus moves to its first drawing area
+    focus_by_tab(page, "Add class")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Class 4 example 1"
+    assert "Draw an example of class 4" in page.locator("#status").inner_text()
+    # draw with the keyboard pen: Space down, arrows, Space up
+    n = adaptations(page)
+    page.keyboard.press("Space")
+    for key in ["ArrowRight"] * 6 + ["ArrowDown"] * 6 + ["ArrowLeft"] * 3:
+        page.keyboard.press(key)
+    page.keyboard.press("Space")
+    wait_adaptations(page, n + 1)
+    assert len(bars(page)["probabilities"]) == 4
+    assert "Prediction" in page.locator("#announce").inner_text()
+    # the focused drawing area is visibly outlined
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    # switch to the server with the arrow keys of the radio group
+    page.get_by_label("In your browser", exact=True).focus()
+    n = adaptations(page)
+    page.keyboard.press("ArrowRight")
+    assert page.get_by_label("On the server", exact=True).is_checked()
+    wait_adaptations(page, n + 1)
+    assert "on the server" in page.locator("#status").inner_text()
+    watch.check()
+
+
+def test_stop_and_newest_request(demo_server, new_page):
+    page, watch = new_page(demo_server)
+    page.goto(f"{demo_server}/?steps=200")
+    wait_adaptations(page, 1)
+    n = adaptations(page)
+    strokes = len(page.evaluate("window.reptileDemo.snapshot()")["tests"][0])
+    draw(page, "Test drawing", [(0.2, 0.2), (0.8, 0.8)])
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.wait_for_selector('#demo[data-status="stopped"]', state="attached")
+    assert adaptations(page) == n and "Stopped" in page.locator("#status").inner_text()
+    # three quick strokes: only the newest adaptation finishes
+    for k in range(3):
+        draw(page, "Test drawing", [(0.2 + 0.1 * k, 0.5), (0.5, 0.2 + 0.1 * k)])
+    wait_adaptations(page, n + 1)
+    page.wait_for_timeout(500)
+    assert adaptations(page) == n + 1
+    assert len(page.evaluate("window.reptileDemo.snapshot()")["tests"][0]) == strokes + 4
+    watch.check()
+
+
+def test_save_load_and_share_link(demo_server, new_page, tmp_path):
+    page, watch = new_page(demo_server)
+    page.goto(f"{demo_server}/?classes=2&shots=2&{FAST}")
+    wait_adaptations(page, 1)
+    page.get_by_label("Name of class 1", exact=True).fill("Alpha")
+    draw(page, "Test drawing", [(0.3, 0.3), (0.7, 0.6)])
+    wait_adaptations(page, 2)
+    saved_state = page.evaluate("window.reptileDemo.snapshot()")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Save drawings", exact=True).click()
+    path = tmp_path / "drawings.json"
+    download.value.save_as(path)
+    saved = json.loads(path.read_text())
+    assert saved == json.loads(json.dumps(saved_state))
+    assert saved["format"] == "reptile-demo-drawings" and saved["classes"][0]["name"] == "Alpha"
+    assert len(saved["classes"]) == 2 and all(len(c["examples"]) == 2 for c in saved["classes"])
+
+    page.get_by_role("button", name="Clear all", exact=True).click()
+    assert all(d is None for c in page.evaluate("window.reptileDemo.modelInputs()")["classes"] for d in c)
+    page.locator("#load").set_input_files(str(path))
+    wait_adaptations(page, 3)
+    assert page.evaluate("window.reptileDemo.snapshot()") == saved
+    assert page.get_by_label("Name of class 1", exact=True).input_value() == "Alpha"
+
+    page.get_by_role("button", name="Copy share link", exact=True).click()
+    link = page.get_by_label("Share link", exact=True).input_value()
+    assert "#d=" in link and link.startswith(demo_server)
+    other, other_watch = new_page(demo_server)
+    other.goto(link)
+    wait_adaptations(other, 1)
+    assert other.evaluate("window.reptileDemo.snapshot()") == saved
+    watch.check()
+    other_watch.check()
+
+
+def test_offline_after_the_first_visit(demo_server, new_page):
+    page, watch = new_page(demo_server, route=False)
+    page.goto(f"{demo_server}/?{FAST}")
+    wait_adaptations(page, 1)
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    wanted = ["ort-wasm-simd-threaded.wasm", "weights.safetensors", "predict.onnx", "worker.js", "engine.js",
+              "heldout.json", "app.js", "demo.css"]
+    cached = []
+    for _ in range(100):
+        cached = page.evaluate("caches.open('reptile-demo-v1').then(c => c.keys()).then(k => k.map(r => r.url))")
+        if all(any(w in url for url in cached) for w in wanted) and any(u.rstrip("/").endswith(f"?{FAST}") for u in cached):
+            break
+        page.wait_for_timeout(200)
+    else:
+        raise AssertionError(f"not cached: {[w for w in wanted if not any(w in u for u in cached)]}")
+    page.context.set_offline(True)
+    page.reload()
+    wait_adaptations(page, 1)
+    assert "in your browser" in page.locator("#status").inner_text()
+    assert page.evaluate("navigator.serviceWorker.controller !== null")
+    watch.check()
+
+
+def test_static_export_runs_without_the_server(new_page, static_server, tmp_path):
+    from demo_static.export import export_static
+
+    site = tmp_path / "site"
+    written = export_static(site, ROOT / "static" / "models" / "omniglot-5w")
+    assert "index.html" in written and "vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm" in written
+    host = static_server(site)
+    page, watch = new_page(host.url)
+    page.goto(f"{host.url}/index.html?{FAST}")
+    wait_adaptations(page, 1)
+    assert page.get_by_label("On the server", exact=True).count() == 0
+    assert page.evaluate("window.reptileDemo.runtime.numThreads") == 1  # a static host: not isolated
+    assert len(bars(page)["probabilities"]) == 3
+    draw(page, "Test drawing", [(0.2, 0.5), (0.8, 0.5)])
+    wait_adaptations(page, 2)
+    page.goto(f"{host.url}/embed.html?{FAST}")
+    wait_adaptations(page, 1)
+    watch.check()
