@@ -153,6 +153,7 @@ function testLabel(t) {
 
 function renderClasses() {
   classesList.replaceChildren();
+  classesList.style.setProperty("--shots", String(app.shots)); // CSSOM: allowed by the CSP
   app.classes.forEach((cls, c) => {
     const nameId = nextId("name");
     const nameInput = el("input", { id: nameId, type: "text", value: cls.name, maxlength: "40", class: "class-name",

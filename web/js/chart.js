@@ -48,7 +48,8 @@ export class LossChart {
 
   draw() {
     const xOf = (k) => PAD + ((W - 2 * PAD) * k) / Math.max(1, this.steps - 1);
-    const yOf = (v) => H - PAD - ((H - 2 * PAD - 10) * v) / (this.max || 1);
+    // log scale: the random start's loss is many times the meta-learned one's, and both stay readable
+    const yOf = (v) => H - PAD - ((H - 2 * PAD - 10) * Math.log1p(v)) / (Math.log1p(this.max) || 1);
     for (const [which, line] of Object.entries(this.lines)) {
       line.setAttribute("points", this.data[which].map((v, k) => `${xOf(k).toFixed(1)},${yOf(v).toFixed(1)}`).join(" "));
     }

@@ -48,7 +48,8 @@ export function parseSafetensors(buffer) {
       throw new BundleError(`weights: ${name} has a bad size or offset`);
     }
     // slice() copies into a fresh, 4-byte aligned buffer (the data section need not be aligned)
-    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    // (Uint8Array's slice, not a Node Buffer's, which would return a view)
+    const copy = Uint8Array.prototype.slice.call(bytes, dataStart + begin, dataStart + end);
     tensors[name] = { shape: entry.shape, data: new Float32Array(copy.buffer) };
   }
   return tensors;
