@@ -1,0 +1,59 @@
+"""Accuracy against adaptation steps and step size: how many steps the demo needs.
+
+The demo fine-tunes on the whole support set at every step (no mini-batches), from the
+meta-trained weights and carried Adam state, like `bundle.adapt`. This measures that procedure
+(in torch, which tests/test_export.py shows the ONNX graphs match) on held-out characters for a
+grid of steps x lr, N-way K-shot, both prediction modes, and prints a markdown table.
+
+  .venv/bin/python benchmarks/adaptation_steps.py --checkpoint runs/omniglot-5w5s/checkpoint.pt --tasks 1000
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from training.checkpoint import load_checkpoint, state_from_checkpoint  # noqa: E402
+from training.data import load_task_data  # noqa: E402
+from training.evaluate import evaluate_modes  # noqa: E402
+from training.model import ModelSpec  # noqa: E402
+from training.presets import Config  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--steps", default="1,3,5,10,20,50,100")
+    parser.add_argument("--lrs", default="0.0015,0.003,0.006")
+    parser.add_argument("--settings", default="5x1,5x5,3x1", help="ways x shots, comma-separated")
+    args = parser.parse_args()
+
+    payload = load_checkpoint(args.checkpoint)
+    config, spec = Config.from_dict(payload["config"]), ModelSpec(**payload["spec"])
+    state = state_from_checkpoint(payload)
+    data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
+    steps = [int(s) for s in args.steps.split(",")]
+    print(f"checkpoint iteration {payload['iteration']} of {config.meta_iters}; {args.tasks} held-out tasks per cell "
+          f"(the same tasks in every cell of a setting); accuracy % non-transductive / transductive\n")
+    for setting in args.settings.split(","):
+        ways, shots = (int(x) for x in setting.split("x"))
+        if ways != spec.ways:
+            print(f"(skipping {setting}: this measurement uses the trained {spec.ways}-way head only)\n")
+            continue
+        print(f"{ways}-way {shots}-shot\n\n| lr \\ steps | " + " | ".join(map(str, steps)) + " |")
+        print("|---" * (len(steps) + 1) + "|")
+        for lr in (float(x) for x in args.lrs.split(",")):
+            cells = []
+            for n in steps:
+                result = evaluate_modes(spec, state, data.test, np.random.default_rng(7), ways=ways, shots=shots,
+                                        inner_batch=ways * shots, inner_iters=n, lr=lr, tasks=args.tasks)
+                cells.append(f"{100 * result[False].accuracy:.1f} / {100 * result[True].accuracy:.1f}")
+            print(f"| {lr} | " + " | ".join(cells) + " |", flush=True)
+        print()
+
+
+if __name__ == "__main__":
+    main()
