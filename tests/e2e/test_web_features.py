@@ -189,3 +189,53 @@ def test_static_export_runs_without_the_server(new_page, static_server, tmp_path
     page.goto(f"{host.url}/embed.html?{FAST}")
     wait_adaptations(page, 1)
     watch.check()
+
+
+def test_a_failing_mode_offers_the_other(demo_server, new_page):
+    # service workers blocked: the page's own worker would otherwise fetch the runtime past page.route
+    page, watch = new_page(demo_server, service_workers="block")
+    # the browser runtime cannot be fetched: the page says so and offers the server
+    page.route("**/ort-wasm-simd-threaded.wasm*", lambda route: route.abort())
+    page.goto(f"{demo_server}/?{FAST}")
+    page.wait_for_selector('#demo[data-status="error"]', state="attached")
+    assert "in your browser failed" in page.locator("#status").inner_text()
+    offer = page.get_by_role("button", name="Adapt on the server instead", exact=True)
+    offer.click()
+    wait_adaptations(page, 1)
+    assert page.get_by_label("On the server", exact=True).is_checked()
+    assert page.locator("#offer").is_hidden()
+    # the server fails (busy): the page offers the browser, whose runtime is reachable again
+    page.unroute("**/ort-wasm-simd-threaded.wasm*")
+    page.route("**/api/adapt", lambda route: route.fulfill(status=503, headers={"Retry-After": "2"},
+                                                              json={"detail": "the server is busy"}))
+    page.get_by_role("button", name="Remove class 3", exact=True).click()
+    page.wait_for_selector('#demo[data-status="error"]', state="attached")
+    assert "the server is busy" in page.locator("#status").inner_text()
+    page.get_by_role("button", name="Adapt in your browser instead", exact=True).click()
+    wait_adaptations(page, 2)
+    assert page.get_by_label("In your browser", exact=True).is_checked()
+    assert len(bars(page)["probabilities"]) == 2  # class 3 was removed
+    assert page.get_by_role("button", name="Remove class 2", exact=True).is_disabled()  # 2 classes at least
+    assert not watch.foreign
+    # (the console shows the injected failures: a failed wasm fetch and a 503; nothing else is checked)
+
+
+def test_compare_and_what_the_model_sees(demo_server, new_page):
+    page, watch = new_page(demo_server)
+    page.goto(f"{demo_server}/?{FAST}")
+    wait_adaptations(page, 1)
+    page.get_by_label("Show what the model sees", exact=False).check()
+    view = page.get_by_role("img", name="What the model sees of Test drawing", exact=True)
+    assert view.is_visible()
+    pixels = page.evaluate("""() => { const c = [...document.querySelectorAll('canvas.model-view')].at(-1);
+        return Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 == 0)); }""")
+    expected = page.evaluate("window.reptileDemo.modelInputs().tests[0]")
+    assert max(abs(p - round(255 * (1 - e))) for p, e in zip(pixels, expected)) <= 1
+    page.get_by_label("Compare with no meta-learning", exact=False).check()
+    wait_adaptations(page, 2)
+    result = page.evaluate("window.reptileDemo.lastResult")
+    assert result["compare"] and len(result["compare"]["losses"]) == 10
+    group = page.get_by_role("group", name="Prediction for Test drawing", exact=True)
+    assert "Without meta-learning" in group.inner_text() and group.locator(".bar-list").count() == 2
+    assert page.locator("#chart polyline.random").get_attribute("points").count(",") == 10
+    watch.check()

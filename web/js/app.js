@@ -510,6 +510,7 @@ function setModeControls() {
   root.dataset.mode = app.mode;
   const notice = $("#server-notice");
   if (notice) notice.hidden = app.mode !== "server";
+  $("#compare-note").hidden = !(app.compare && app.mode === "server");
 }
 
 function setMode(mode) {
@@ -556,7 +557,7 @@ lrInput.addEventListener("change", () => {
 });
 compareBox.addEventListener("change", () => {
   app.compare = compareBox.checked;
-  $("#compare-note").hidden = !(app.compare && app.mode === "server");
+  setModeControls();
   schedule();
 });
 showModelBox.addEventListener("change", () => {

@@ -32,9 +32,8 @@ export class Pad {
   }
 
   resize() {
-    const rect = this.canvas.getBoundingClientRect();
     const ratio = window.devicePixelRatio || 1;
-    const side = Math.max(1, Math.round(rect.width * ratio));
+    const side = Math.max(1, Math.round(this.canvas.clientWidth * ratio)); // the content box: no border
     if (this.canvas.width !== side || this.canvas.height !== side) {
       this.canvas.width = side;
       this.canvas.height = side;
@@ -44,9 +43,11 @@ export class Pad {
 
   point(event) {
     const rect = this.canvas.getBoundingClientRect();
+    const { clientLeft, clientTop, clientWidth, clientHeight } = this.canvas; // inside the border
     const now = event.timeStamp;
     if (this.t0 === null) this.t0 = now;
-    return [(event.clientX - rect.left) / rect.width, (event.clientY - rect.top) / rect.height, Math.round(now - this.t0)];
+    return [(event.clientX - rect.left - clientLeft) / clientWidth, (event.clientY - rect.top - clientTop) / clientHeight,
+      Math.round(now - this.t0)];
   }
 
   down(event) {

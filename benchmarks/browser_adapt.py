@@ -1,0 +1,144 @@
+"""How long the demo takes from the last pen-up to the prediction on screen, in headless Chromium.
+
+For 5-way 1-shot and 5-way 5-shot (the page's example drawings), in browser mode (onnxruntime-web
+in the page's worker; 1 and 2 threads: the page is cross-origin isolated) and in server mode:
+
+* cold: a fresh browser context (empty cache) opens the page; the first adaptation runs as soon as
+  the page's script starts, so "cold" is the page's own trigger -> prediction shown, which includes
+  fetching the runtime (wasm) and the model, compiling, verifying sha256s and the warm-up; also
+  given from navigation start.
+* warm: then --repeat times a stroke is drawn with the mouse in the test drawing; the page records
+  the pen-up and the moment the bars are drawn (window.reptileDemo.metrics).
+
+    python benchmarks/browser_adapt.py [--url http://127.0.0.1:8000] [--repeat 5] [--steps 100 10]
+
+Without --url it starts `python -m server` on a free port. Prints a Markdown table (median, min
+and max over the repeats; per step = the worker's compute time / steps).
+"""
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def start_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--log-level", "warning"],
+                               cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"{url}/readyz", timeout=1)
+            return process, url
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+def wait(page, count):
+    page.wait_for_selector(f'#demo[data-adaptations="{count}"]', state="attached", timeout=300_000)
+
+
+def stroke(page, k):
+    canvas = page.get_by_label("Test drawing", exact=True)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * (0.2 + 0.6 * ((k * 0.37) % 1))
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + box["width"] * 0.4, y + 4, steps=4)
+    page.mouse.up()
+
+
+def warm_runs(page, repeat):
+    out = []
+    for k in range(repeat):
+        n = int(page.locator("#demo").get_attribute("data-adaptations"))
+        stroke(page, k)
+        wait(page, n + 1)
+        out.append(page.evaluate("window.reptileDemo.metrics.at(-1)"))
+    return out
+
+
+def summary(values):
+    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+
+
+def main(argv=None) -> int:
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--steps", type=int, nargs="*", help="adaptation steps (default: the model's default)")
+    parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--shots", type=int, nargs="*", default=[1, 5])
+    parser.add_argument("--no-server-mode", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the raw measurements here")
+    args = parser.parse_args(argv)
+    process = None
+    url = args.url
+    if not url:
+        process, url = start_server()
+    url = url.rstrip("/")
+    model = json.load(urllib.request.urlopen(f"{url}/api/model"))
+    steps_list = args.steps or [model["adaptation"]["steps"]]
+    rows, raw = [], []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
+            for steps in steps_list:
+                for shots in args.shots:
+                    places = [("browser", t) for t in args.threads] + ([] if args.no_server_mode else [("server", None)])
+                    for place, threads in places:
+                        context = browser.new_context(viewport={"width": 1280, "height": 900})
+                        page = context.new_page()
+                        query = f"classes=5&shots={shots}&steps={steps}&mode={place}"
+                        if threads:
+                            query += f"&threads={threads}"
+                        page.goto(f"{url}/?{query}")
+                        wait(page, 1)
+                        cold = page.evaluate("window.reptileDemo.metrics[0]")
+                        runtime = page.evaluate("window.reptileDemo.runtime")
+                        warm = warm_runs(page, args.repeat)
+                        context.close()
+                        totals = [m["totalMs"] for m in warm]
+                        per_step = [m["computeMs"] / m["steps"] for m in warm] if place == "browser" else \
+                            [m["serverMs"] / m["steps"] for m in warm]
+                        label = f"browser, {runtime['numThreads']} thread{'s' if runtime['numThreads'] > 1 else ''}" \
+                            if place == "browser" else "server"
+                        rows.append(f"| 5-way {shots}-shot | {steps} | {label} | {cold['totalMs']:.0f} | "
+                                    f"{cold['shownAt']:.0f} | {summary(totals)} | {statistics.median(per_step):.1f} |")
+                        raw.append({"shots": shots, "steps": steps, "place": place, "threads": runtime and runtime["numThreads"],
+                                    "cold": cold, "runtime": runtime, "warm": warm})
+                        print(rows[-1], flush=True)
+            browser.close()
+    finally:
+        if process:
+            process.terminate()
+            process.wait(10)
+    print()
+    print("| task | steps | where | cold: trigger -> shown (ms) | cold: navigation -> shown (ms) | "
+          "warm: pen-up -> shown, median (min-max) ms | per step (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
