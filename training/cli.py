@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
     ex.add_argument("--name", help="the bundle's name (default: the --out directory's name)")
     ex.add_argument("--force", action="store_true", help="replace a bundle already in --out")
+    ex.add_argument("--steps", type=positive_int, help="default adaptation steps (default: the run's eval_iters)")
+    ex.add_argument("--lr", type=positive_float, help="default adaptation step size (default: the run's lr)")
+    ex.add_argument("--chosen-by", help="the measurement that chose --steps/--lr (required with them)")
 
     base = commands.add_parser("baseline", help="no-meta-learning baseline: joint training over all training "
                                "classes, checkpoint with a fresh N-way head for `evaluate` (training/baseline.py)")
@@ -224,7 +227,10 @@ def run_export(parser, args) -> int:
 
     if not args.checkpoint.is_file():
         parser.error(f"argument --checkpoint: {args.checkpoint} does not exist")
-    manifest = export_bundle(args.checkpoint, args.out, name=args.name, force=args.force)
+    if (args.steps or args.lr) and not args.chosen_by:
+        parser.error("argument --chosen-by: say which measurement chose --steps/--lr (it goes into the model card)")
+    adaptation = {k: v for k, v in (("steps", args.steps), ("lr", args.lr), ("chosen_by", args.chosen_by)) if v}
+    manifest = export_bundle(args.checkpoint, args.out, name=args.name, force=args.force, adaptation=adaptation)
     print(f"done: {args.out} ({manifest['name']})")
     return 0
 

@@ -300,7 +300,8 @@ def short_run_warning(iteration: int, meta_iters: int) -> str | None:
     return None
 
 
-def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict, run_config: dict | None) -> dict:
+def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict, run_config: dict | None,
+                   adaptation: dict | None = None) -> dict:
     config = Config.from_dict(payload["config"])
     spec = ModelSpec(**payload["spec"])
     iteration = int(payload["iteration"])
@@ -350,15 +351,15 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
         },
         "adaptation": {
             "optimizer": "adam",
-            "steps": config.eval_iters,
-            "lr": config.lr,
+            "steps": (adaptation or {}).get("steps", config.eval_iters),
+            "lr": (adaptation or {}).get("lr", config.lr),
             "eps": ADAM_EPS,
             "batch": "the full support set at every step",
             "adam_state": "carried: start from weights adam_v.* and t = adam_t",
             "transductive": config.transductive,
             "prediction": ("non-transductive: each query in one batch with the support set (its row is the last); "
                            "transductive: all queries in one batch (needs >= 2 queries)"),
-            "chosen_by": "training config (not yet measured)",
+            "chosen_by": (adaptation or {}).get("chosen_by", "training config (not yet measured)"),
         },
         "head_extension": {
             "rule": "trained-rows-if-equal-else-mean",
@@ -488,9 +489,10 @@ def _make_readable(directory: Path) -> None:
 
 
 def export_bundle(checkpoint: Path, out_dir: Path, name: str | None = None, force: bool = False,
-                  progress=print) -> dict:
+                  progress=print, adaptation: dict | None = None) -> dict:
     """Write the bundle for checkpoint into out_dir (created; an existing bundle there is replaced
-    only with force). Returns the manifest."""
+    only with force). adaptation: default steps / lr and the measurement that chose them
+    ("chosen_by"); without it the training config's evaluation settings. Returns the manifest."""
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     payload = load_checkpoint(checkpoint)
     spec = ModelSpec(**payload["spec"])
@@ -516,7 +518,7 @@ def export_bundle(checkpoint: Path, out_dir: Path, name: str | None = None, forc
                 progress(f"{filename}: {(staging / filename).stat().st_size} bytes, {time.perf_counter() - started:.0f} s")
         files = {f: {"sha256": sha256_file(staging / f), "bytes": (staging / f).stat().st_size}
                  for f in [WEIGHTS_FILE, *GRAPH_FILES.values()]}
-        manifest = build_manifest(payload, checkpoint, name, files, run_config)
+        manifest = build_manifest(payload, checkpoint, name, files, run_config, adaptation)
         card = render_model_card(manifest)
         (staging / CARD_FILE).write_text(card)
         manifest["files"][CARD_FILE] = {"sha256": sha256_file(staging / CARD_FILE), "bytes": (staging / CARD_FILE).stat().st_size}
