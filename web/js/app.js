@@ -370,6 +370,7 @@ function request() {
 }
 
 let triggeredAt = 0;
+let runtimeCached = false;
 
 function schedule(penUp = performance.now()) {
   if (!app.started) return;
@@ -425,6 +426,10 @@ const scheduler = new Scheduler({
     root.dataset.adaptations = String(app.adaptations);
     announcePrediction(result, req);
     postPrediction(result, req);
+    if (adapter === browser && !runtimeCached) {
+      runtimeCached = true;
+      cacheForOffline();
+    }
     offer.hidden = true;
   },
   stopped() {
@@ -699,15 +704,23 @@ async function start() {
     schedule();
   }
   if ("serviceWorker" in navigator && urls.sw && window.isSecureContext) {
-    navigator.serviceWorker.register(urls.sw, { scope: urls.swScope || undefined }).then(() => navigator.serviceWorker.ready)
+    navigator.serviceWorker.register(urls.sw).then(() => navigator.serviceWorker.ready)
       .then((registration) => {
-        // cache what this page already loaded (the service worker did not see those requests)
-        const loaded = performance.getEntriesByType("resource").map((e) => e.name)
-          .filter((u) => u.startsWith(location.origin) && !u.includes("/api/"));
-        registration.active?.postMessage({ type: "cache", urls: [location.href.split("#")[0], ...loaded] });
+        serviceWorker = registration.active;
+        cacheForOffline();
       })
       .catch((error) => console.warn("offline use is not available:", error.message));
   }
+}
+
+// Hand the service worker what the page and the adaptation worker loaded before it took control
+// (it caches what it does not have yet); again once the browser runtime is loaded.
+let serviceWorker = null;
+function cacheForOffline() {
+  if (!serviceWorker) return;
+  const loaded = [location.href.split("#")[0], ...performance.getEntriesByType("resource").map((e) => e.name),
+    ...(browser.info?.resources || [])];
+  serviceWorker.postMessage({ type: "cache", urls: loaded.filter((u) => u.startsWith(location.origin) && !u.includes("/api/")) });
 }
 
 // For tests, benchmarks and the curious: read-only views of the state.

@@ -39,7 +39,10 @@ async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   await loaded.adapt({ support: [dummy(), dummy().reverse(), dummy().map((v) => 1 - v)], labels: [0, 1, 2],
     queries: [dummy()], steps: WARM_UP_STEPS });
   info = { numThreads, isolated, loadMs, warmMs: performance.now() - warmStart, ortVersion: ort.env.versions?.web,
-    model: loaded.manifest.name, defaults: loaded.defaults };
+    model: loaded.manifest.name, defaults: loaded.defaults,
+    // what this worker fetched (itself, its modules, the runtime, the model): the page hands the list
+    // to the service worker, which may not have seen these requests
+    resources: [self.location.href, ...performance.getEntriesByType("resource").map((e) => e.name)] };
   model = loaded;
   return info;
 }
