@@ -88,3 +88,20 @@ def test_server_mode_gives_the_browsers_probabilities(demo_server, new_page):
     wait_adaptations(page, n + 1)
     assert last_result(page)["place"] == "server"
     watch.check()
+
+
+def test_server_mode_never_loads_the_browser_runtime(demo_server, new_page):
+    page, watch = new_page(demo_server)
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{demo_server}/?mode=server&{FAST}")
+    wait_adaptations(page, 1)
+    assert "on the server" in page.locator("#status").inner_text()
+    assert page.evaluate("window.reptileDemo.runtime") is None
+    lazy = [u for u in requested if "/vendor/" in u or "/models/" in u or "worker.js" in u]
+    assert not lazy, lazy  # the runtime, the model and the worker come only with browser mode
+    n = adaptations(page)
+    page.get_by_label("In your browser", exact=True).check()
+    wait_adaptations(page, n + 1)
+    assert any("ort-wasm-simd-threaded.wasm" in u for u in requested)
+    watch.check()
