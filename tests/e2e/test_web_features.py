@@ -137,6 +137,12 @@ def test_save_load_and_share_link(demo_server, new_page, tmp_path):
     assert page.evaluate("window.reptileDemo.snapshot()") == saved
     assert page.get_by_label("Name of class 1", exact=True).input_value() == "Alpha"
 
+    page.get_by_text("Embed this demo in another page").click()
+    snippet = page.get_by_label("Embed code", exact=True).input_value()
+    assert f'<iframe src="{demo_server}/embed?classes=2&amp;shots=2' in snippet or \
+        f'<iframe src="{demo_server}/embed?classes=2&shots=2' in snippet
+    assert "embed-size" in snippet  # the lines that let the parent follow the height messages
+
     page.get_by_role("button", name="Copy share link", exact=True).click()
     link = page.get_by_label("Share link", exact=True).input_value()
     assert "#d=" in link and link.startswith(demo_server)
