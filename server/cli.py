@@ -1,4 +1,5 @@
 """reptile-demo serve [--host] [--port] [--model DIR] [--workers N] ...  (also: python -m server)
+reptile-demo export-static DIR [--model DIR] ...  (a server-less, browser-only copy of the demo)
 
 Every flag has an environment variable (REPTILE_DEMO_<NAME>, e.g. REPTILE_DEMO_PORT); flags win.
 """
@@ -20,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description=f"Settings also come from environment variables {ENV_PREFIX}<FLAG> "
                                        f"(e.g. {ENV_PREFIX}PORT, {ENV_PREFIX}MAX_STEPS); flags win.")
     add_serve_flags(serve)
+    sub.add_parser("export-static", add_help=False,
+                   help="write a server-less, browser-only copy of the demo into DIR (see export-static --help)")
     return parser
 
 
@@ -43,6 +46,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["serve"] + argv  # `reptile-demo` / `python -m server` alone serve
+    if argv and argv[0] == "export-static":
+        from demo_static.export import main as export_static
+
+        return export_static(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command != "serve":
         build_parser().print_help()

@@ -122,3 +122,14 @@ def test_static_export(tmp_path):
         export_static(other, BUNDLE)
     assert main([str(tmp_path / "cli")]) == 0 and (tmp_path / "cli" / "index.html").is_file()
     assert main([str(tmp_path / "bad"), "--classes", "11"]) == 2
+
+
+def test_export_static_is_a_reptile_demo_command(tmp_path):
+    """The issue's spelling: `reptile-demo export-static DIR` (server/cli.py hands it over)."""
+    from server.cli import main
+
+    assert main(["export-static", str(tmp_path / "site")]) == 0
+    assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / "models/omniglot-5w/model.json").is_file()
+    with pytest.raises(SystemExit) as missing:
+        main(["export-static"])
+    assert missing.value.code == 2
