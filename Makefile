@@ -14,14 +14,15 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --omit=dev --no-audit --no-fund
 	touch $@
 
-# The browser tests drive Debian's Chromium (Playwright cannot download its own here): installed
-# only where /usr/bin/chromium is missing and apt-get is usable (root); otherwise they are skipped.
-chromium:
+# The browser tests drive Debian's Chromium where apt works (Playwright cannot download its own
+# here); elsewhere Playwright's own download. Without either, the browser tests are skipped.
+chromium: $(VENV)/.installed
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "could not install chromium: the browser tests will be skipped" >&2; \
-	  else echo "chromium is missing and apt-get is not usable: the browser tests will be skipped" >&2; fi; \
+	  else $(PY) -m playwright install chromium \
+	      || echo "could not get a Chromium: the browser tests will be skipped" >&2; fi; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -39,7 +40,7 @@ demo: setup
 test: setup chromium
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
-# The shipped default model's training run (about 1.5 h on 2 CPU cores); resumable.
+# The shipped default model's training run (about 2.5 h of one CPU core here; stop and rerun: it resumes).
 train: setup
 	$(PY) -m training train --preset omniglot-5w5s --data-dir $(DATA_DIR) --out runs/omniglot-5w5s --eval-interval 5000 --resume
 
