@@ -16,7 +16,7 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "model.json"
 ADAM_V_PREFIX = "adam_v."
 UPDATED_PREFIX = "updated."
-HEAD_RULE = "trained-rows-if-equal-else-mean"
+HEAD_RULE = "trained-rows-cycled"
 
 
 class BundleError(Exception):
@@ -33,21 +33,18 @@ def sha256_file(path) -> str:
 
 
 def build_head(weight: np.ndarray, bias: np.ndarray, classes: int, trained_ways: int | None = None):
-    """The head for `classes` classes from the trained one (docs/bundle.md, rule
-    "trained-rows-if-equal-else-mean"): unchanged when classes equals the trained number of rows;
-    otherwise every row is the mean of the trained rows and every bias the mean bias.
-    Apply it to the parameters (fc.weight, fc.bias) and to their Adam v alike. -> (weight [C, F], bias [C])."""
+    """The head for `classes` classes from the trained one (docs/bundle.md, rule "trained-rows-cycled"):
+    row i (and bias i) is trained row i mod trained_ways, so C <= trained_ways takes the first C rows
+    and C == trained_ways the trained head as is. Apply it to the parameters (fc.weight, fc.bias) and
+    to their Adam v alike. -> (weight [C, F], bias [C])."""
     weight, bias = np.asarray(weight, dtype=np.float32), np.asarray(bias, dtype=np.float32)
     rows = trained_ways if trained_ways is not None else weight.shape[0]
     if weight.ndim != 2 or bias.shape != (weight.shape[0],) or weight.shape[0] != rows:
         raise ValueError(f"expected a trained head [{rows}, F] and bias [{rows}], got {weight.shape} and {bias.shape}")
     if classes < 1:
         raise ValueError(f"classes must be >= 1, got {classes}")
-    if classes == rows:
-        return weight.copy(), bias.copy()
-    mean_row = weight.mean(axis=0, dtype=np.float64).astype(np.float32)
-    mean_bias = np.float32(bias.mean(dtype=np.float64))
-    return np.repeat(mean_row[None, :], classes, axis=0), np.full(classes, mean_bias, dtype=np.float32)
+    order = np.arange(classes) % rows
+    return weight[order].copy(), bias[order].copy()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The browser's adaptation code (web/js/engine.js on onnxruntime-web's wasm build, under Node) gives
 the probabilities and losses of the Python reference (bundle.Bundle.adapt) within 1e-3, for Adam
-and SGD, transductive or not, 3 classes (mean head) and 5 (the trained head)."""
+and SGD, transductive or not, 3 classes (the first 3 trained rows) and 5 (the trained head)."""
 import json
 import shutil
 import subprocess

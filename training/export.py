@@ -362,10 +362,11 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
             "chosen_by": (adaptation or {}).get("chosen_by", "training config (not yet measured)"),
         },
         "head_extension": {
-            "rule": "trained-rows-if-equal-else-mean",
-            "description": (f"for C == trained_ways ({spec.ways}) use the trained head as is; for any other C every "
-                            "one of the C rows of fc.weight is the mean of the trained rows, every entry of fc.bias "
-                            "the mean trained bias, and likewise for adam_v.fc.weight / adam_v.fc.bias"),
+            "rule": "trained-rows-cycled",
+            "description": (f"row i of fc.weight and entry i of fc.bias are trained row/entry i mod trained_ways "
+                            f"({spec.ways}): C <= {spec.ways} takes the first C trained rows (C == {spec.ways}: the "
+                            "trained head as is), larger C repeats them in turn; likewise for adam_v.fc.weight / "
+                            "adam_v.fc.bias. Chosen by benchmarks/head_extension.py (docs/results.md)"),
         },
         "files": files,
         "provenance": {

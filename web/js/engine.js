@@ -8,7 +8,7 @@ export const FORMAT_VERSION = 1;
 export const SUPPORTED_SPEC_VERSIONS = [1]; // web/js/preprocess.js implements preprocessing spec v1
 const ADAM_V = "adam_v.";
 const UPDATED = "updated.";
-const HEAD_RULE = "trained-rows-if-equal-else-mean";
+const HEAD_RULE = "trained-rows-cycled";
 
 export class BundleError extends Error {
   constructor(message) {
@@ -55,22 +55,17 @@ export function parseSafetensors(buffer) {
   return tensors;
 }
 
-// The head for `classes` classes (rule trained-rows-if-equal-else-mean), for parameters and Adam v alike.
+// The head for `classes` classes (rule trained-rows-cycled: row i is trained row i mod trainedWays),
+// for parameters and Adam v alike.
 export function buildHead(weight, bias, classes, trainedWays) {
   const features = weight.length / trainedWays;
-  if (classes === trainedWays) return [weight.slice(), bias.slice()];
-  const meanRow = new Float64Array(features);
-  for (let r = 0; r < trainedWays; r++) {
-    for (let f = 0; f < features; f++) meanRow[f] += weight[r * features + f];
-  }
   const headWeight = new Float32Array(classes * features);
-  for (let f = 0; f < features; f++) {
-    const mean = Math.fround(meanRow[f] / trainedWays);
-    for (let r = 0; r < classes; r++) headWeight[r * features + f] = mean;
+  const headBias = new Float32Array(classes);
+  for (let r = 0; r < classes; r++) {
+    const source = r % trainedWays;
+    headWeight.set(weight.subarray(source * features, (source + 1) * features), r * features);
+    headBias[r] = bias[source];
   }
-  let biasSum = 0;
-  for (let r = 0; r < trainedWays; r++) biasSum += bias[r];
-  const headBias = new Float32Array(classes).fill(Math.fround(biasSum / trainedWays));
   return [headWeight, headBias];
 }
 
