@@ -1,3 +1,4 @@
-"""Web-demo build tools that need Python: the preset example drawings (`python -m demo_static.examples`)
-and the server-less static copy of the demo (`python -m demo_static export DIR`, the logic behind
-`reptile-demo export-static DIR`). Imports the standard library, numpy, jinja2 and Pillow only."""
+"""Web-demo build tools: the preset example drawings (`python -m demo_static.examples`, which reads
+the dataset through training/) and README screenshots. The server-less static copy of the demo
+lives with the server (server/export_static.py, `reptile-demo export-static DIR`); `python -m
+demo_static export DIR` is kept as an alias."""

@@ -8,7 +8,7 @@ def main(argv=None) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     if argv[0] == "export":
-        from .export import main as run
+        from server.export_static import main as run
     else:
         from .examples import main as run
     return run(argv[1:])

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["serve"] + argv  # `reptile-demo` / `python -m server` alone serve
     if argv and argv[0] == "export-static":
-        from demo_static.export import main as export_static
+        from .export_static import main as export_static
 
         return export_static(argv[1:])
     args = build_parser().parse_args(argv)

@@ -136,7 +136,8 @@ def test_cli_refuses_bad_settings_and_bundles(tmp_path):
     assert out.returncode == 2 and "REPTILE_DEMO_PORT" in out.stderr
     out = run(["serve", "--workers", "0"])
     assert out.returncode == 2 and "workers" in out.stderr
-    out = run(["serve", "--max-steps", "10"])  # below the bundle's default steps
+    default_steps = json.loads((ROOT / "static/models/omniglot-5w/model.json").read_text())["adaptation"]["steps"]
+    out = run(["serve", "--max-steps", str(default_steps - 1)])  # below the bundle's default steps
     assert out.returncode == 2 and "max_steps" in out.stderr
     out = run(["--help"])
     assert out.returncode == 0 and "serve" in out.stdout

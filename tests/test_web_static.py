@@ -91,7 +91,7 @@ def test_pages_keep_the_csp_and_the_contract(pages):
 
 
 def test_static_export(tmp_path):
-    from demo_static.export import ExportError, export_static, main
+    from server.export_static import ExportError, export_static, main
 
     site = tmp_path / "site"
     written = export_static(site, BUNDLE, classes=4, shots=2)

@@ -178,7 +178,7 @@ def test_offline_after_the_first_visit(demo_server, new_page):
 
 
 def test_static_export_runs_without_the_server(new_page, static_server, tmp_path):
-    from demo_static.export import export_static
+    from server.export_static import export_static
 
     site = tmp_path / "site"
     written = export_static(site, ROOT / "static" / "models" / "omniglot-5w")

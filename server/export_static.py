@@ -1,5 +1,4 @@
-"""A server-less copy of the demo: `python -m demo_static export DIR` (the logic behind
-`reptile-demo export-static DIR`).
+"""A server-less copy of the demo: `reptile-demo export-static DIR` (also `python -m demo_static export DIR`).
 
 DIR then holds index.html and embed.html (browser mode only: no server to adapt on), the page's
 scripts and styles, onnxruntime-web's wasm build, the model bundle, the example drawings and the
