@@ -41,8 +41,11 @@ test: setup chromium
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
 # The shipped default model's training run (about 2.5 h of one CPU core here; stop and rerun: it resumes).
+# An unfinished run committed under checkpoints/ by an earlier session is picked up from there.
 train: setup
-	$(PY) -m training train --preset omniglot-5w5s --data-dir $(DATA_DIR) --out runs/omniglot-5w5s --eval-interval 5000 --resume
+	@if [ ! -f runs/omniglot-5w5s/checkpoint.pt ] && [ -f checkpoints/omniglot-5w5s/checkpoint.pt ]; then \
+	  mkdir -p runs && cp -r checkpoints/omniglot-5w5s runs/ && echo "resuming the committed checkpoint"; fi
+	$(PY) -m training train --preset omniglot-5w5s --data-dir $(DATA_DIR) --out runs/omniglot-5w5s --eval-interval 10000 --resume
 
 benchmark: setup
 	$(PY) benchmarks/meta_train_throughput.py --data-dir $(DATA_DIR)
