@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from demo_static.examples import parse_strokes  # Omniglot stroke file -> [n, 3] arrays (x, y, t_ms)
 from preprocessing.png import decode_png_ink
 from preprocessing.spec import to_model_input
 
@@ -27,28 +28,6 @@ SIZE = 105  # Omniglot PNG side; the trajectories are in this frame
 SUPERSAMPLE = 4  # render at 4x, then area-average down: anti-aliasing like a canvas
 WIDTHS = [2.0, 3.0, 3.5, 4.0, 4.25, 4.5, 4.75, 5.0, 5.25, 5.5, 6.0, 7.0]
 OFFSETS = np.arange(0.25, 1.001, 0.125)  # candidate sub-pixel shifts of the frame
-
-
-def parse_strokes(text: str) -> list[np.ndarray]:
-    """Omniglot stroke file -> list of [n, 3] arrays (x, y, t_ms).
-
-    The file starts with START and ends every stroke with BREAK.
-    """
-    strokes, current = [], []
-    for line in text.splitlines():
-        line = line.strip()
-        if line in ("START", ""):
-            continue
-        if line == "BREAK":
-            if current:
-                strokes.append(np.array(current))
-            current = []
-            continue
-        current.append([float(v) for v in line.split(",")])
-    if current:
-        strokes.append(np.array(current))
-    return strokes
-
 
 def render(strokes, width: float, dx: float = 0.5, dy: float = 0.5) -> np.ndarray:
     """Strokes -> float ink [105, 105]: polylines with round joins and caps, anti-aliased.
