@@ -2,6 +2,7 @@
 the pool's 503 and time limit, headers, static files, templates, and parity with the bundle."""
 import asyncio
 import base64
+import concurrent.futures
 import gzip
 import io
 import json
@@ -490,7 +491,9 @@ def test_pool_runs_jobs_concurrently_and_survives_errors():
             await pool.run(fail, 5)
         return names, await pool.run(lambda job: 7, 5)
 
-    names, last = asyncio.run(main())
+    # its own thread: the browser tests' session-scoped Playwright keeps an event loop running in this one
+    with concurrent.futures.ThreadPoolExecutor(1) as runner:
+        names, last = runner.submit(asyncio.run, main()).result(timeout=60)
     pool.close()
     assert len(set(names)) == 2 and last == 7
 
