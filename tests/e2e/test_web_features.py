@@ -2,6 +2,7 @@
 prediction messages), keyboard-only use, Stop, save / load, the share link, offline reload through
 the service worker, and the static export on a plain static server."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from .conftest import FAST, adaptations, bars, draw, wait_adaptations
 
 pytestmark = pytest.mark.slow
+expect = pytest.importorskip("playwright.sync_api").expect
 ROOT = Path(__file__).resolve().parents[2]
 
 PARENT = """<!doctype html><html><head><title>A blog</title></head><body>
@@ -144,6 +146,8 @@ def test_save_load_and_share_link(demo_server, new_page, tmp_path):
     assert "embed-size" in snippet  # the lines that let the parent follow the height messages
 
     page.get_by_role("button", name="Copy share link", exact=True).click()
+    # the link is filled in once the state is compressed (asynchronous): wait for it
+    expect(page.get_by_label("Share link", exact=True)).to_have_value(re.compile("#d="), timeout=15_000)
     link = page.get_by_label("Share link", exact=True).input_value()
     assert "#d=" in link and link.startswith(demo_server)
     other, other_watch = new_page(demo_server)
