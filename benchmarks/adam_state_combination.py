@@ -17,10 +17,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.checkpoint import load_checkpoint, state_from_checkpoint  # noqa: E402
+from training.checkpoint import load_trained  # noqa: E402
 from training.data import load_task_data  # noqa: E402
-from training.model import ModelSpec  # noqa: E402
-from training.presets import Config  # noqa: E402
 from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step  # noqa: E402
 from training.tasks import flatten_task, minibatch_order, to_tensor  # noqa: E402
 
@@ -42,9 +40,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20)
     args = parser.parse_args()
 
-    payload = load_checkpoint(args.checkpoint)
-    config, spec = Config.from_dict(payload["config"]), ModelSpec(**payload["spec"])
-    state = state_from_checkpoint(payload)
+    payload, config, spec, state = load_trained(args.checkpoint)
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     rng = np.random.default_rng(12345)
     adam = InnerAdam(config.lr)

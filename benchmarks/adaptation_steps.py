@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.checkpoint import load_checkpoint, state_from_checkpoint  # noqa: E402
+from training.checkpoint import load_trained  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.evaluate import evaluate_modes  # noqa: E402
-from training.model import ModelSpec  # noqa: E402
-from training.presets import Config  # noqa: E402
 
 
 def main() -> None:
@@ -31,9 +29,7 @@ def main() -> None:
     parser.add_argument("--settings", default="5x1,5x5,3x1", help="ways x shots, comma-separated")
     args = parser.parse_args()
 
-    payload = load_checkpoint(args.checkpoint)
-    config, spec = Config.from_dict(payload["config"]), ModelSpec(**payload["spec"])
-    state = state_from_checkpoint(payload)
+    payload, config, spec, state = load_trained(args.checkpoint)
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     steps = [int(s) for s in args.steps.split(",")]
     print(f"checkpoint iteration {payload['iteration']} of {config.meta_iters}; {args.tasks} held-out tasks per cell "

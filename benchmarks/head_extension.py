@@ -19,11 +19,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.checkpoint import load_checkpoint, state_from_checkpoint  # noqa: E402
+from training.checkpoint import load_trained  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.evaluate import evaluate_modes  # noqa: E402
-from training.model import ModelSpec  # noqa: E402
-from training.presets import Config  # noqa: E402
 from training.reptile import MetaState  # noqa: E402
 
 
@@ -47,9 +45,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.003)
     args = parser.parse_args()
 
-    payload = load_checkpoint(args.checkpoint)
-    config, spec = Config.from_dict(payload["config"]), ModelSpec(**payload["spec"])
-    state = state_from_checkpoint(payload)
+    payload, config, spec, state = load_trained(args.checkpoint)
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     print(f"checkpoint iteration {payload['iteration']}; lr {args.lr}; {args.tasks} held-out tasks per cell "
           f"(the same tasks for every rule); accuracy % non-transductive / transductive\n")

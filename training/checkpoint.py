@@ -50,6 +50,15 @@ def state_from_checkpoint(payload: dict) -> MetaState:
     return MetaState(list(payload["params"]), list(payload["adam_v"]), int(payload["adam_t"]))
 
 
+def load_trained(path: Path):
+    """A checkpoint as what evaluation needs: (payload, Config, ModelSpec, MetaState)."""
+    from .model import ModelSpec
+    from .presets import Config
+
+    payload = load_checkpoint(path)
+    return payload, Config.from_dict(payload["config"]), ModelSpec(**payload["spec"]), state_from_checkpoint(payload)
+
+
 def restore_rng(payload: dict) -> np.random.Generator:
     rng = np.random.default_rng()
     rng.bit_generator.state = payload["rng"]
