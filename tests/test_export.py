@@ -33,7 +33,7 @@ import torch
 
 from bundle import BundleError, build_head, load_bundle
 from bundle import reader
-from training import export
+from training import evaluate_bundle, export
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.cli import main as cli_main
 from training.evaluate import predict_queries
@@ -60,7 +60,7 @@ def drawings(rng, ways, per_class):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, omniglot):
     config = PRESETS["omniglot-5w5s"]
     spec = model_spec(config)
     state = MetaState.fresh(init_params(spec, torch.Generator().manual_seed(0)))
@@ -78,6 +78,8 @@ def exported(tmp_path_factory):
     (run / "config.json").write_text(json.dumps({
         "config": config.to_dict(), "command": "python -m training train --preset omniglot-5w5s --out run",
         "device": "cpu", "omniglot_zip_sha256": {"images_background.zip": "ab" * 32}}))
+    _, held_out = omniglot.split(config.seed)
+    (run / "test_classes.txt").write_text("\n".join(omniglot.names[i] for i in held_out) + "\n")
     out = tmp_path_factory.mktemp("static") / "models" / "test-model"
     assert cli_main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--name", "test model"]) == 0
     return {"dir": out, "run": run, "spec": spec, "config": config, "payload": load_checkpoint(run / "checkpoint.pt")}
@@ -130,7 +132,8 @@ def torch_adam_step(spec, params, v, images, labels, lr, t):
 def test_files_small_and_hashed(exported, model):
     manifest = json.loads((exported["dir"] / "model.json").read_text())
     listed = set(manifest["files"])
-    assert listed == {"weights.safetensors", "predict.onnx", "train_step_sgd.onnx", "train_step_adam.onnx", "MODEL_CARD.md"}
+    assert listed == {"weights.safetensors", "predict.onnx", "train_step_sgd.onnx", "train_step_adam.onnx", "MODEL_CARD.md",
+                      "test_classes.txt"}
     for path in exported["dir"].iterdir():
         assert path.stat().st_size <= MAX_FILE_BYTES, f"{path.name} is {path.stat().st_size} bytes"
         if path.name != "model.json":
@@ -155,6 +158,9 @@ def test_manifest_contents(exported, model):
     assert manifest["adaptation"]["chosen_by"] == "training config (not yet measured)"
     assert manifest["weights"]["adam_t"] == model.adam_t == 10
     assert manifest["accuracy"] is None
+    assert manifest["test_classes"]["file"] == "test_classes.txt" and manifest["test_classes"]["count"] == 423
+    assert "shuffled with seed 0, the first 1200 for training" in manifest["test_classes"]["split"]
+    assert (exported["dir"] / "test_classes.txt").read_text() == (exported["run"] / "test_classes.txt").read_text()
     provenance = manifest["provenance"]
     assert provenance["iteration"] == 2 and provenance["meta_iters"] == 100_000
     assert provenance["command"].startswith("python -m training train")
@@ -180,9 +186,11 @@ def test_model_card_flags_short_run(exported, model):
     card = (exported["dir"] / "MODEL_CARD.md").read_text()
     head = card.splitlines()[:4]
     assert any("WARNING: trained for only 2 of 100000 meta-iterations: not the real model" in line for line in head)
-    assert "Not measured yet." in card and "training config (not yet measured)" in card
+    assert "Not measured yet" in card and "training config (not yet measured)" in card
     assert model.manifest["files"]["weights.safetensors"]["sha256"] in card
     assert export.short_run_warning(100_000, 100_000) is None
+    held_out = (exported["dir"] / "test_classes.txt").read_text().split()
+    assert "## Held-out test characters" in card and all(f"\n{name}\n" in card for name in held_out)
 
 
 def test_weights_are_the_checkpoint(exported, model):
@@ -388,3 +396,63 @@ def test_adapt_defaults_and_validation(model):
         model.adapt(np.zeros((6, 28, 27)), labels, images[:2], steps=1)
     with pytest.raises(ValueError, match="optimizer"):
         model.adapt(images, labels, images[:2], steps=1, optimizer="rmsprop")
+
+
+# ----------------------------------------------------------------------------- evaluating a bundle
+
+
+def test_evaluate_bundle_samples_the_listed_characters(model, omniglot, omniglot_dir):
+    names = (model.path / "test_classes.txt").read_text().split()
+    index = {n: i for i, n in enumerate(omniglot.names)}
+    sampler = evaluate_bundle.test_sampler(model, omniglot_dir, download=False)
+    np.testing.assert_array_equal(sampler.images[:, :, 0], omniglot.images[[index[n] for n in names]])
+
+
+def test_score_task_is_adapt_in_both_modes(model):
+    rng = np.random.default_rng(3)
+    images, _ = drawings(rng, 3, 3)
+    task = np.round(images.reshape(3, 3, 1, 28, 28) * 255).astype(np.uint8)
+    scores = evaluate_bundle.score_task(model, task)
+    support, labels, queries = task[:, :2].reshape(6, 1, 28, 28) / 255.0, np.repeat(np.arange(3), 2), task[:, 2] / 255.0
+    for mode, transductive in evaluate_bundle.MODES.items():
+        predicted = model.adapt(support, labels, queries, transductive=transductive).predictions
+        assert scores[mode] == pytest.approx(float((predicted == np.arange(3)).mean()))
+
+
+def test_evaluate_bundle_records_accuracy(exported, omniglot_dir, tmp_path, capsys):
+    copy = tmp_path / "bundle"
+    shutil.copytree(exported["dir"], copy)
+    assert cli_main(["evaluate-bundle", "--bundle", str(copy), "--data-dir", str(omniglot_dir), "--tasks", "4",
+                     "--settings", "3x1,2x2", "--record", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "3-way 1-shot, non-transductive: " in out and "2-way 2-shot, transductive: " in out
+    reloaded = load_bundle(copy)  # the regenerated card's sha256 is in the manifest
+    accuracy = reloaded.manifest["accuracy"]
+    assert [(r["ways"], r["shots"], r["tasks"]) for r in accuracy["results"]] == [(3, 1, 4), (2, 2, 4)]
+    for row in accuracy["results"]:
+        for mode in ("non_transductive", "transductive"):
+            assert 0 <= row[mode]["accuracy"] <= 1 and row[mode]["ci95"] >= 0
+    assert accuracy["command"].startswith("python -m training evaluate-bundle") and accuracy["seed"] == 1
+    assert accuracy["adaptation"] == {k: reloaded.defaults[k] for k in ("optimizer", "steps", "lr")}
+    card = (copy / "MODEL_CARD.md").read_text()
+    assert "| 3-way 1-shot | " in card and "Not measured yet" not in card
+    assert not list(copy.glob("*.part"))
+
+
+def test_evaluate_bundle_bad_input(exported, omniglot_dir, tmp_path, capsys):
+    for settings, message in [("11x1", "outside the bundle's 2-10 classes"), ("5by1", "ways x shots pairs"),
+                              ("5x0", "ways x shots pairs")]:
+        with pytest.raises(SystemExit):
+            cli_main(["evaluate-bundle", "--bundle", str(exported["dir"]), "--settings", settings])
+        error = capsys.readouterr().err
+        assert "argument --settings" in error and message in error
+    with pytest.raises(SystemExit):
+        cli_main(["evaluate-bundle", "--bundle", str(tmp_path / "nothing")])
+    assert "argument --bundle" in capsys.readouterr().err
+    copy = tmp_path / "unlisted"
+    shutil.copytree(exported["dir"], copy)
+    manifest = json.loads((copy / "model.json").read_text())
+    manifest["test_classes"] = None
+    (copy / "model.json").write_text(json.dumps(manifest))
+    assert cli_main(["evaluate-bundle", "--bundle", str(copy), "--data-dir", str(omniglot_dir), "--tasks", "1"]) == 2
+    assert "lists no test characters" in capsys.readouterr().err

@@ -1,9 +1,11 @@
-"""Command line: `python -m training train|evaluate|export|baseline ...` (also the console script `reptile-train`)."""
+"""Command line: `python -m training train|evaluate|export|evaluate-bundle|baseline ...` (also the console script `reptile-train`)."""
 import argparse
 import json
 import shlex
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from .presets import PRESETS, Config
 
@@ -27,6 +29,17 @@ positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_float = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def _settings(text: str) -> list:
+    """"5x1,5x5" -> [(5, 1), (5, 5)]."""
+    try:
+        settings = [tuple(int(x) for x in item.split("x")) for item in text.split(",")]
+    except ValueError:
+        settings = None
+    if not settings or any(len(s) != 2 or min(s) < 1 for s in settings):
+        raise argparse.ArgumentTypeError(f"expected ways x shots pairs such as 5x1,5x5, got {text!r}")
+    return settings
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--lr", type=positive_float, help="default adaptation step size (default: the run's lr)")
     ex.add_argument("--chosen-by", help="the measurement that chose --steps/--lr (required with them)")
 
+    eb = commands.add_parser("evaluate-bundle", help="N-way K-shot accuracy of an exported bundle, running its ONNX "
+                             "graphs with its default adaptation (training/evaluate_bundle.py)")
+    eb.add_argument("--bundle", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
+    eb.add_argument("--data-dir", type=Path, help="where the Omniglot zips are (downloaded if missing)")
+    eb.add_argument("--tasks", type=positive_int, default=10_000)
+    eb.add_argument("--settings", type=_settings, default=[(5, 1), (5, 5)],
+                    help="ways x shots, comma-separated (default 5x1,5x5)")
+    eb.add_argument("--seed", type=nonnegative_int, default=1)
+    eb.add_argument("--record", action="store_true",
+                    help="write the figures into the bundle's model.json and MODEL_CARD.md")
+    eb.add_argument("--no-progress", action="store_true")
+
     base = commands.add_parser("baseline", help="no-meta-learning baseline: joint training over all training "
                                "classes, checkpoint with a fresh N-way head for `evaluate` (training/baseline.py)")
     base.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s",
@@ -129,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_line(args) -> str:
+    """The command as typed, for provenance (config.json, the model card)."""
+    return "python -m training " + " ".join(shlex.quote(a) for a in args.argv)
+
+
 def _check_device(parser, device: str) -> None:
     import torch
 
@@ -145,7 +175,7 @@ def run_train(parser, args) -> int:
         saved = Config.from_dict(load_checkpoint(args.out / CHECKPOINT_NAME)["config"])
     config = resolve_config(args, saved)
     _check_device(parser, args.device)
-    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line(args)
     train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress)
     print(f"done: {args.out}")
     return 0
@@ -216,12 +246,53 @@ def run_export(parser, args) -> int:
     return 0
 
 
+def run_evaluate_bundle(parser, args) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from bundle import BundleError, load_bundle
+
+    from .evaluate_bundle import accuracy_record, evaluate_bundle, record_accuracy, test_sampler
+
+    try:
+        bundle = load_bundle(args.bundle, threads=1)
+    except BundleError as error:
+        parser.error(f"argument --bundle: {error}")
+    low, high = bundle.classes_range
+    low_shots, high_shots = bundle.shots_range
+    for ways, shots in args.settings:
+        if not (low <= ways <= high and low_shots <= shots <= high_shots):
+            parser.error(f"argument --settings: {ways}x{shots} is outside the bundle's {low}-{high} classes and "
+                         f"{low_shots}-{high_shots} shots")
+    sampler = test_sampler(bundle, args.data_dir)
+    started = time.perf_counter()
+    results = {}
+    for ways, shots in args.settings:
+        bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot", unit="task",
+                                                 file=sys.stderr)
+        # one generator per setting, so a setting's tasks do not depend on which settings ran before it
+        results[ways, shots] = evaluate_bundle(bundle, sampler, np.random.default_rng([args.seed, ways, shots]),
+                                               ways=ways, shots=shots, tasks=args.tasks,
+                                               progress=bar.update if bar else None)
+        if bar:
+            bar.close()
+        for mode, result in results[ways, shots].items():
+            print(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}", flush=True)
+    if args.record:
+        command = _command_line(args)
+        record_accuracy(args.bundle, accuracy_record(bundle, results, seed=args.seed, command=command,
+                                                     wall_s=time.perf_counter() - started))
+        print(f"recorded in {args.bundle}/model.json and MODEL_CARD.md")
+    return 0
+
+
 def run_baseline(parser, args) -> int:
     from .baseline import train_joint
 
     config = PRESETS[args.preset].updated(filters=args.filters, seed=args.seed, eval_tasks=args.eval_tasks)
     out = args.out or Path("runs") / f"joint-{args.preset}"
-    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _command_line(args)
     train_joint(config, out, args.data_dir, steps=args.steps, batch_size=args.batch_size, lr=args.joint_lr,
                 resume=args.resume, command=command, progress=not args.no_progress, eval_interval=args.eval_interval,
                 checkpoint_interval=args.checkpoint_interval)
@@ -231,7 +302,9 @@ def run_baseline(parser, args) -> int:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         if args.command == "train":
             return run_train(parser, args)
@@ -239,6 +312,8 @@ def main(argv=None) -> int:
             return run_baseline(parser, args)
         if args.command == "export":
             return run_export(parser, args)
+        if args.command == "evaluate-bundle":
+            return run_evaluate_bundle(parser, args)
         return run_evaluate(parser, args)
     except ValueError as error:  # config/data problems: one line, no traceback
         print(f"error: {error}", file=sys.stderr)

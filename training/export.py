@@ -28,6 +28,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from .checkpoint import load_checkpoint
 from .model import BN_EPS, ModelSpec, forward, init_params, task_losses
+from .omniglot import NUM_TRAIN_CHARACTERS
 from .presets import Config
 
 FORMAT = "reptile-bundle"
@@ -41,6 +42,7 @@ GRAPH_FILES = {"predict": "predict.onnx", "train_step_sgd": "train_step_sgd.onnx
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"
+TEST_CLASSES_FILE = "test_classes.txt"  # the run's held-out characters, so anyone can re-evaluate the bundle
 ADAM_V_PREFIX = "adam_v."
 UPDATED_PREFIX = "updated."
 CODE_PATHS = ("training", "preprocessing", "bundle")  # the code that defines a bundle (for the dirty flag)
@@ -384,6 +386,7 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
             "versions": _versions(),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
+        "test_classes": None,
         "accuracy": None,
     }
     return manifest
@@ -399,8 +402,9 @@ def _markdown_value(value) -> str:
     return f"`{json.dumps(value)}`" if not isinstance(value, str) else value
 
 
-def render_model_card(manifest: dict) -> str:
-    """MODEL_CARD.md, generated from model.json (never edited by hand)."""
+def render_model_card(manifest: dict, directory: Path | None = None) -> str:
+    """MODEL_CARD.md, generated from model.json (never edited by hand); directory: the bundle's, for
+    the test character list."""
     arch, prov, adapt = manifest["architecture"], manifest["provenance"], manifest["adaptation"]
     lines = [f"# Model card: {manifest['name']}", ""]
     if manifest.get("warning"):
@@ -434,10 +438,7 @@ def render_model_card(manifest: dict) -> str:
         "## Accuracy",
         "",
     ]
-    if manifest.get("accuracy"):
-        lines += ["```json", json.dumps(manifest["accuracy"], indent=2), "```"]
-    else:
-        lines += ["Not measured yet."]
+    lines += _accuracy_lines(manifest.get("accuracy"))
     lines += [
         "",
         "## Training",
@@ -463,7 +464,47 @@ def render_model_card(manifest: dict) -> str:
         "| --- | ---: | --- |",
     ]
     lines += [f"| {name} | {entry['bytes']} | `{entry['sha256']}` |" for name, entry in manifest["files"].items()]
+    lines += ["", "## Held-out test characters", ""] + _test_class_lines(manifest, directory)
     return "\n".join(lines) + "\n"
+
+
+def _accuracy_lines(accuracy: dict | None) -> list:
+    if not accuracy:
+        return ["Not measured yet (`python -m training evaluate-bundle` measures it and records it here)."]
+    lines = [accuracy["procedure"], "", "| setting | non-transductive | transductive | tasks |", "| --- | ---: | ---: | ---: |"]
+    for row in accuracy["results"]:
+        cells = [f"{100 * row[mode]['accuracy']:.2f} ± {100 * row[mode]['ci95']:.2f} %" for mode in
+                 ("non_transductive", "transductive")]
+        lines.append(f"| {row['ways']}-way {row['shots']}-shot | {cells[0]} | {cells[1]} | {row['tasks']} |")
+    return lines + ["", f"± is the half-width of the 95 % confidence interval. Measured with "
+                        f"`{accuracy['command']}` ({accuracy['runtime']}, {accuracy['measured_at']}, "
+                        f"{accuracy['wall_s']:.0f} s)."]
+
+
+def _test_class_lines(manifest: dict, directory: Path | None) -> list:
+    entry = manifest.get("test_classes")
+    if not entry:
+        return ["Not recorded: the checkpoint had no test_classes.txt beside it."]
+    lines = [f"{entry['count']} characters ({entry['split']}), one per line in `{entry['file']}`:", ""]
+    path = directory / entry["file"] if directory else None
+    if path and path.is_file():
+        lines += ["<details><summary>the list</summary>", "", "```"] + path.read_text().split() + ["```", "", "</details>"]
+    return lines
+
+
+def write_card_and_manifest(directory: Path, manifest: dict) -> None:
+    """MODEL_CARD.md from the manifest, its sha256 into the manifest, then model.json (each file
+    written whole and renamed into place, so a reader never sees half of either)."""
+    card = directory / CARD_FILE
+    _replace_text(card, render_model_card(manifest, directory))
+    manifest["files"][CARD_FILE] = {"sha256": sha256_file(card), "bytes": card.stat().st_size}
+    _replace_text(directory / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+
+
+def _replace_text(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _write_weights(path: Path, spec: ModelSpec, payload: dict) -> None:
@@ -517,13 +558,19 @@ def export_bundle(checkpoint: Path, out_dir: Path, name: str | None = None, forc
             export_graph(spec, kind, staging / filename)
             if progress:
                 progress(f"{filename}: {(staging / filename).stat().st_size} bytes, {time.perf_counter() - started:.0f} s")
-        files = {f: {"sha256": sha256_file(staging / f), "bytes": (staging / f).stat().st_size}
-                 for f in [WEIGHTS_FILE, *GRAPH_FILES.values()]}
+        written = [WEIGHTS_FILE, *GRAPH_FILES.values()]
+        if (checkpoint.parent / TEST_CLASSES_FILE).is_file():
+            shutil.copyfile(checkpoint.parent / TEST_CLASSES_FILE, staging / TEST_CLASSES_FILE)
+            written.append(TEST_CLASSES_FILE)
+        files = {f: {"sha256": sha256_file(staging / f), "bytes": (staging / f).stat().st_size} for f in written}
         manifest = build_manifest(payload, checkpoint, name, files, run_config, adaptation)
-        card = render_model_card(manifest)
-        (staging / CARD_FILE).write_text(card)
-        manifest["files"][CARD_FILE] = {"sha256": sha256_file(staging / CARD_FILE), "bytes": (staging / CARD_FILE).stat().st_size}
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        if TEST_CLASSES_FILE in files:
+            count = len((staging / TEST_CLASSES_FILE).read_text().split())
+            manifest["test_classes"] = {"file": TEST_CLASSES_FILE, "count": count, "split": (
+                f"the characters not used in meta-training: all {count + NUM_TRAIN_CHARACTERS} Omniglot characters "
+                f"shuffled with seed {payload['config']['seed']}, the first {NUM_TRAIN_CHARACTERS} for training"
+                if payload["config"]["dataset"] == "omniglot" else "the dataset's test split")}
+        write_card_and_manifest(staging, manifest)
         _make_readable(staging)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

@@ -1,0 +1,99 @@
+"""N-way K-shot accuracy of an exported bundle, measured by running its ONNX graphs (not torch).
+
+The procedure is the demo's: the bundle's default adaptation (its optimizer, steps and lr, the
+whole support set as the batch at every step, Adam continuing from the carried state), then
+prediction both ways from the same fine-tuned weights -- non-transductive (each query in one batch
+with the support set) and transductive (all queries in one batch). Tasks are drawn from the
+characters listed in the bundle's own test_classes.txt, found by name in the dataset, so the
+figure can be re-measured by anyone from the bundle and the Omniglot zips alone.
+"""
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bundle import Bundle
+
+from .evaluate import _summary
+from .tasks import TaskSampler
+
+MODES = {"non_transductive": False, "transductive": True}
+
+
+def test_sampler(bundle: Bundle, data_dir=None, download: bool = True) -> TaskSampler:
+    """A task sampler over the bundle's held-out characters (Omniglot), found by name."""
+    from .omniglot import load_omniglot
+
+    entry = bundle.manifest.get("test_classes")
+    if not entry:
+        raise ValueError(f"bundle {bundle.path} lists no test characters (it was exported from a checkpoint "
+                         "without test_classes.txt beside it), so it cannot be evaluated on its held-out set")
+    names = (bundle.path / entry["file"]).read_text().split()
+    omniglot = load_omniglot(data_dir, download_missing=download)
+    index = {name: i for i, name in enumerate(omniglot.names)}
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        raise ValueError(f"{len(unknown)} of the bundle's test characters are not in the dataset "
+                         f"(first: {unknown[0]}); is it the Omniglot the model was trained on?")
+    return TaskSampler(omniglot.images[[index[n] for n in names]][:, :, None])
+
+
+def score_task(bundle: Bundle, images: np.ndarray) -> dict:
+    """images uint8 [ways, shots + 1, 1, H, W] (the last drawing of each class is its query) ->
+    {mode: fraction of the ways queries predicted right}, both modes from one fine-tuning."""
+    ways, drawings = images.shape[:2]
+    pixels = images.astype(np.float32) / 255.0
+    support = pixels[:, :-1].reshape(ways * (drawings - 1), *pixels.shape[2:])
+    labels = np.repeat(np.arange(ways), drawings - 1)
+    queries = pixels[:, -1]
+    result = bundle.adapt(support, labels, queries, transductive=False, classes=ways)
+    _, together = bundle.predict(result.params, queries)
+    truth = np.arange(ways)
+    return {"non_transductive": float((result.predictions == truth).mean()),
+            "transductive": float((together.argmax(-1) == truth).mean())}
+
+
+def evaluate_bundle(bundle: Bundle, sampler: TaskSampler, rng: np.random.Generator, *, ways: int, shots: int,
+                    tasks: int, progress=None) -> dict:
+    """-> {mode: training.evaluate.EvalResult} over `tasks` random tasks (the same tasks for both modes)."""
+    scores = {mode: [] for mode in MODES}
+    for _ in range(tasks):
+        images, _ = sampler.sample(rng, 1, ways, shots + 1)
+        for mode, score in score_task(bundle, images[0]).items():
+            scores[mode].append(score)
+        if progress:
+            progress(1)
+    return {mode: _summary(np.array(values)) for mode, values in scores.items()}
+
+
+def accuracy_record(bundle: Bundle, results: dict, *, seed: int, command: str, wall_s: float) -> dict:
+    """The manifest's `accuracy` entry. results: {(ways, shots): {mode: EvalResult}}."""
+    import onnxruntime
+
+    defaults = bundle.defaults
+    return {
+        "procedure": (f"Tasks of held-out characters (test_classes.txt), one query per class; the bundle's default "
+                      f"adaptation ({defaults['optimizer']}, {defaults['steps']} steps at lr {defaults['lr']}, the "
+                      f"whole support set as the batch, from the carried Adam state), run with the bundle's ONNX "
+                      f"graphs; both prediction modes score the same fine-tuned weights. Task seed {seed}."),
+        "results": [{"ways": ways, "shots": shots, "tasks": by_mode["transductive"].tasks,
+                     **{mode: {"accuracy": r.accuracy, "ci95": r.ci95} for mode, r in by_mode.items()}}
+                    for (ways, shots), by_mode in results.items()],
+        "adaptation": {k: defaults[k] for k in ("optimizer", "steps", "lr")},
+        "seed": seed,
+        "command": command,
+        "runtime": f"onnxruntime {onnxruntime.__version__} (CPU)",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": wall_s,
+    }
+
+
+def record_accuracy(bundle_dir: Path, accuracy: dict) -> None:
+    """Write `accuracy` into the bundle's model.json and regenerate MODEL_CARD.md (its sha256 too)."""
+    import json
+
+    from .export import MANIFEST_FILE, write_card_and_manifest
+
+    manifest = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text())
+    manifest["accuracy"] = accuracy
+    write_card_and_manifest(Path(bundle_dir), manifest)
