@@ -15,13 +15,18 @@ class EmptyDrawingError(ValueError):
 def ink_from_rgba(rgba: np.ndarray) -> np.ndarray:
     """uint8 [H, W, 4] RGBA (any ink colour on any background) -> float64 ink in [0, 1].
 
-    Composites over white, then ink = 1 - luminance (Rec. 601 weights).
+    Composites over white, then ink = 1 - luminance (Rec. 601 weights). Computed in the spec's
+    rearranged form ink = a * (1 - (299 R + 587 G + 114 B) / 255000), a = A / 255 (the same value to
+    ~1e-16), and only for pixels that are not fully transparent: a canvas export is mostly
+    transparent, and this is ~10x faster than compositing every channel of every pixel.
     """
-    rgba = np.asarray(rgba, dtype=np.float64)
-    alpha = rgba[..., 3] / 255.0
-    rgb = rgba[..., :3] / 255.0 * alpha[..., None] + (1.0 - alpha[..., None])
-    luminance = rgb @ np.array([0.299, 0.587, 0.114])
-    return np.clip(1.0 - luminance, 0.0, 1.0)
+    rgba = np.asarray(rgba)
+    ink = np.zeros(rgba.shape[:-1])
+    visible = rgba[..., 3] > 0
+    pixels = rgba[visible].astype(np.int32 if rgba.dtype == np.uint8 else np.float64)
+    dot = pixels[:, 0] * 299 + pixels[:, 1] * 587 + pixels[:, 2] * 114
+    ink[visible] = (pixels[:, 3] / 255.0) * (1.0 - dot / 255000.0)
+    return np.clip(ink, 0.0, 1.0)
 
 
 def _box_weights(start: float, side: float, n_src: int) -> np.ndarray:
