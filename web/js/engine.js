@@ -95,25 +95,26 @@ const yieldToEvents = (() => {
 })();
 
 export class Model {
-  // ort: the onnxruntime-web namespace; manifest: model.json; tensors: parsed safetensors; sessions: name -> session
-  constructor(ort, manifest, tensors, sessions) {
+  // ort: the onnxruntime-web namespace; manifest: model.json; tensors: parsed safetensors;
+  // graphFile(name) -> verified bytes of a graph; sessionOptions: for InferenceSession.create.
+  constructor(ort, manifest, tensors, graphFile, sessionOptions) {
     this.ort = ort;
     this.manifest = manifest;
     this.tensors = tensors;
-    this.sessions = sessions;
+    this.graphFile = graphFile;
+    this.sessionOptions = sessionOptions;
+    this.sessions = {}; // graph name -> Promise of its InferenceSession, created on first use
     this.paramNames = manifest.architecture.parameters.map((p) => p.name);
     this.paramShapes = Object.fromEntries(manifest.architecture.parameters.map((p) => [p.name, p.shape]));
     this.trainedWays = manifest.trained_ways;
   }
 
   // base: URL of the bundle folder ending in "/"; fetchBytes(url) -> Uint8Array (fetch by default).
-  static async load(ort, base, { fetchBytes = defaultFetchBytes, sessionOptions = {}, graphs = null } = {}) {
-    const manifestBytes = await fetchBytes(new URL("model.json", base).href);
-    const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
-    Model.checkManifest(manifest);
-    const wanted = graphs || Object.keys(manifest.graphs);
-    const files = [manifest.weights.file, ...wanted.map((g) => manifest.graphs[g].file)];
-    const contents = await Promise.all(files.map(async (file) => {
+  // ort may be a Promise (the runtime still loading): the files download meanwhile. Every file's
+  // sha256 is checked before use. Only the graphs the default adaptation needs (predict and the
+  // default optimizer's step) are compiled now; another one is fetched when first used.
+  static async load(ort, base, { fetchBytes = defaultFetchBytes, sessionOptions = {} } = {}) {
+    const fetchFile = async (manifest, file) => {
       const entry = manifest.files[file];
       if (!entry) throw new BundleError(`model.json has no sha256 for ${file}`);
       const bytes = await fetchBytes(new URL(file, base).href);
@@ -123,16 +124,30 @@ export class Model {
           "a stale cache or a corrupted download; reload the page");
       }
       return bytes;
-    }));
-    const tensors = parseSafetensors(contents[0]);
+    };
+    const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL("model.json", base).href)));
+    Model.checkManifest(manifest);
+    const first = ["predict", `train_step_${manifest.adaptation.optimizer}`].filter((g) => manifest.graphs[g]);
+    const downloads = Object.fromEntries(first.map((g) => [g, fetchFile(manifest, manifest.graphs[g].file)]));
+    const graphFile = (name) => {
+      if (!manifest.graphs[name]) throw new BundleError(`the bundle has no ${name} graph`);
+      downloads[name] = downloads[name] || fetchFile(manifest, manifest.graphs[name].file);
+      return downloads[name];
+    };
+    const tensors = parseSafetensors(await fetchFile(manifest, manifest.weights.file));
     const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all", ...sessionOptions };
-    const sessions = {};
-    for (let i = 0; i < wanted.length; i++) {
-      sessions[wanted[i]] = await ort.InferenceSession.create(contents[i + 1], options);
-    }
-    const model = new Model(ort, manifest, tensors, sessions);
+    const model = new Model(await ort, manifest, tensors, graphFile, options);
     model.checkWeights();
+    await Promise.all(first.map((g) => model.session(g)));
     return model;
+  }
+
+  session(name) {
+    if (!this.sessions[name]) {
+      this.sessions[name] = this.graphFile(name).then((bytes) => this.ort.InferenceSession.create(bytes, this.sessionOptions));
+      this.sessions[name].catch(() => delete this.sessions[name]); // a failed load may be retried
+    }
+    return this.sessions[name];
   }
 
   static checkManifest(manifest) {
@@ -221,7 +236,7 @@ export class Model {
   // images: Float32Array [B * 784] -> {logits, probabilities} as Float32Array [B * C]
   async predict(params, images, batch, classes) {
     const feeds = { ...this.paramFeeds(params, classes), images: this.tensor(images, [batch, 1, 28, 28]) };
-    const out = await this.sessions.predict.run(feeds);
+    const out = await (await this.session("predict")).run(feeds);
     return { logits: out.logits.data, probabilities: out.probabilities.data };
   }
 
@@ -238,7 +253,7 @@ export class Model {
       feeds.t = this.tensor(new Float32Array([state.t + 1]), []);
       feeds.eps = this.tensor(new Float32Array([eps]), []);
     }
-    const out = await this.sessions[optimizer === "adam" ? "train_step_adam" : "train_step_sgd"].run(feeds);
+    const out = await (await this.session(optimizer === "adam" ? "train_step_adam" : "train_step_sgd")).run(feeds);
     const params = {};
     const v = {};
     for (const name of this.paramNames) {

@@ -1,9 +1,9 @@
 // The adaptation worker (a module Web Worker): onnxruntime-web's wasm build, loaded lazily on the
-// first "init", the bundle verified and warmed up; then "adapt" requests, of which only the newest
+// first "init", the bundle verified; then "adapt" requests, of which only the newest
 // runs: a newer request or a "cancel" stops the running one between two steps.
 import { Cancelled, Model, yieldToEvents } from "./engine.js";
 
-const WARM_UP_STEPS = 8; // enough for the engine's first compilations; later runs keep speeding up a little
+const WARM_UP_STEPS = 0; // dummy adaptation steps before "ready" (see init)
 let model = null;
 let loading = null;
 let info = null;
@@ -11,9 +11,7 @@ let newest = 0; // id of the newest adapt request received
 const cancelled = new Set();
 let running = Promise.resolve();
 
-async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
-  const started = performance.now();
-  const ort = await import(ortUrl);
+function configure(ort, threads, wasmPaths) {
   const isolated = self.crossOriginIsolated === true;
   // Threads need SharedArrayBuffer, i.e. a cross-origin isolated page (COOP + COEP). Half the cores at
   // most, up to 4, unless `threads` is given: the page's own thread and the browser need the rest (on 2 cores, 1 thread
@@ -24,20 +22,31 @@ async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   ort.env.wasm.numThreads = numThreads;
   ort.env.wasm.wasmPaths = wasmPaths;
   ort.env.logLevel = "error";
+  return { ort, numThreads, isolated };
+}
+
+async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
+  const started = performance.now();
   const fetchBytes = async (url) => {
     const name = new URL(url).pathname.split("/").pop();
     const response = await fetch(fileUrls && fileUrls[name] ? fileUrls[name] : url);
     if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
     return new Uint8Array(await response.arrayBuffer());
   };
-  const loaded = await Model.load(ort, modelBase, { fetchBytes });
+  const runtime = import(ortUrl).then((ort) => configure(ort, threads, wasmPaths));
+  // the model downloads while the runtime loads
+  const loaded = await Model.load(runtime.then((r) => r.ort), modelBase, { fetchBytes });
+  const { ort, numThreads, isolated } = await runtime;
   const loadMs = performance.now() - started;
-  // Warm-up: the first runs of each graph compile and allocate; do them now, on a small dummy task
-  // of the default size (3 classes, 1 example each), not on the user's first adaptation.
+  // Warm-up: the first runs of each graph compile and allocate. The page adapts as soon as the model
+  // is ready, so that first adaptation warms the engine up itself; an extra dummy run before it
+  // would only delay the first prediction (benchmarks/browser_adapt.py, docs/results.md).
   const warmStart = performance.now();
-  const dummy = () => Float32Array.from({ length: 784 }, (_, i) => ((i * 7919) % 97) / 97);
-  await loaded.adapt({ support: [dummy(), dummy().reverse(), dummy().map((v) => 1 - v)], labels: [0, 1, 2],
-    queries: [dummy()], steps: WARM_UP_STEPS });
+  if (WARM_UP_STEPS > 0) {
+    const dummy = () => Float32Array.from({ length: 784 }, (_, i) => ((i * 7919) % 97) / 97);
+    await loaded.adapt({ support: [dummy(), dummy().reverse(), dummy().map((v) => 1 - v)], labels: [0, 1, 2],
+      queries: [dummy()], steps: WARM_UP_STEPS });
+  }
   info = { numThreads, isolated, loadMs, warmMs: performance.now() - warmStart, ortVersion: ort.env.versions?.web,
     model: loaded.manifest.name, defaults: loaded.defaults,
     // what this worker fetched (itself, its modules, the runtime, the model): the page hands the list
