@@ -30,15 +30,16 @@ def main() -> None:
     parser.add_argument("--tasks", default="1000")
     args = parser.parse_args()
     common = ["--data-dir", args.data_dir, "--no-progress", "--resume"]
-    runs = {
-        "Reptile": ["train", "--preset", "omniglot-5w5s", "--meta-iters", args.meta_iters, "--eval-interval", args.meta_iters],
-        "FOMAML": ["train", "--preset", "omniglot-5w5s", "--algorithm", "fomaml", "--meta-iters", args.meta_iters,
-                   "--eval-interval", args.meta_iters],
-        "No meta-learning (joint training)": ["baseline", "--preset", "omniglot-5w5s", "--steps", args.joint_steps],
+    runs = {  # table row -> (run directory under --out, command)
+        "Reptile": ("reptile", ["train", "--preset", "omniglot-5w5s", "--meta-iters", args.meta_iters, "--eval-interval", args.meta_iters]),
+        "FOMAML": ("fomaml", ["train", "--preset", "omniglot-5w5s", "--algorithm", "fomaml", "--meta-iters", args.meta_iters,
+                   "--eval-interval", args.meta_iters]),
+        "No meta-learning (joint training)": ("joint", ["baseline", "--preset", "omniglot-5w5s", "--steps",
+                                                        args.joint_steps]),
     }
     rows = []
-    for name, command in runs.items():
-        out = args.out / name.split()[0].lower()
+    for name, (directory, command) in runs.items():
+        out = args.out / directory
         run([*command, "--out", str(out), *common])
         reset = ["--adam-state", "reset"] if command[0] == "baseline" else []
         for shots, batch in (("1", "5"), ("5", "6")):

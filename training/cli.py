@@ -182,25 +182,20 @@ def run_train(parser, args) -> int:
 
 
 def run_evaluate(parser, args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
-    from .checkpoint import load_checkpoint, state_from_checkpoint
+    from .checkpoint import load_trained
     from .data import load_task_data
     from .evaluate import evaluate_modes
-    from .model import ModelSpec
 
     _check_device(parser, args.device)
     try:
-        payload = load_checkpoint(args.checkpoint)
+        payload, config, spec, state = load_trained(args.checkpoint)
     except ValueError as error:
         parser.error(f"argument --checkpoint: {error}")
-    config = Config.from_dict(payload["config"])
-    spec = ModelSpec(**payload["spec"])
     ways = args.ways or config.ways
     if ways != spec.ways:
         parser.error(f"argument --ways: the checkpoint's head has {spec.ways} ways")
-    state = state_from_checkpoint(payload)
     state.params = [p.to(args.device) for p in state.params]
     state.adam_v = [v.to(args.device) for v in state.adam_v]
     data = load_task_data(config.dataset, args.data_dir, config.seed)
