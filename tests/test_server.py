@@ -719,6 +719,31 @@ def test_other_bundles_are_served_by_name(tmp_path, web_dir):
         assert c.get("/models/omniglot-5w/model.json").status_code == 200  # the served bundle, wherever it is
 
 
+def test_page_states_the_measured_accuracy(tmp_path):
+    import re
+    import shutil
+
+    bundle = tmp_path / "measured"
+    shutil.copytree(BUNDLE, bundle)
+    manifest = json.loads((bundle / "model.json").read_text())
+    manifest["accuracy"] = {"results": [
+        {"ways": 5, "shots": 5, "tasks": 10000, "non_transductive": {"accuracy": 0.991, "ci95": 0.001},
+         "transductive": {"accuracy": 0.995, "ci95": 0.001}},
+        {"ways": 5, "shots": 1, "tasks": 10000, "non_transductive": {"accuracy": 0.98123, "ci95": 0.00271},
+         "transductive": {"accuracy": 0.987, "ci95": 0.002}}]}
+    (bundle / "model.json").write_text(json.dumps(manifest))  # model.json is not in its own sha256 list
+    with TestClient(create_app(Settings(model=bundle, workers=1))) as c:
+        page = re.sub(r"\s+", " ", c.get("/").text)
+        assert "Measured on 10,000 tasks of 5 characters it never saw, one example drawing each, it named the right " \
+               "character 98.1&nbsp;% of the time (95&nbsp;% interval &plusmn;&nbsp;0.3)" in page
+        card = re.search(r'<a href="([^"]+)">Model card</a>', page).group(1)
+        assert c.get(card).status_code == 200
+    manifest["accuracy"] = None
+    (bundle / "model.json").write_text(json.dumps(manifest))
+    with TestClient(create_app(Settings(model=bundle, workers=1))) as c:
+        assert "Measured on" not in c.get("/").text
+
+
 # ---------------------------------------------------------------------------- no torch
 def test_server_never_imports_torch_or_training():
     code = (
