@@ -11,8 +11,11 @@ in the page's worker; 1 and 2 threads: the page is cross-origin isolated) and in
   the pen-up and the moment the bars are drawn (window.reptileDemo.metrics).
 
     python benchmarks/browser_adapt.py [--url http://127.0.0.1:8000] [--repeat 5] [--steps 100 10]
+    python benchmarks/browser_adapt.py --models static/models/omniglot-5w static/models/omniglot-5w-small
 
-Without --url it starts `python -m server` on a free port. Prints a Markdown table (median, min
+Without --url it starts `python -m server` on a free port, one per --models bundle, so bundles
+(e.g. the 64- and 32-filter models) compare side by side: each row carries the bundle's measured
+5-way 1-shot accuracy from its model.json. Prints a Markdown table (median, min
 and max over the repeats; per step = the worker's compute time / steps).
 """
 import argparse
@@ -31,12 +34,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 
 
-def start_server():
+def start_server(model=None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--log-level", "warning"],
-                               cwd=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--log-level", "warning",
+                                *(["--model", str(model)] if model else [])], cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -77,11 +80,51 @@ def summary(values):
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
+def accuracy_5w1s(model: dict) -> str:
+    """The bundle's measured 5-way 1-shot accuracy (non-transductive), from its manifest."""
+    for row in (model.get("accuracy") or {}).get("results", []):
+        if (row["ways"], row["shots"]) == (5, 1):
+            return f"{100 * row['non_transductive']['accuracy']:.2f} ± {100 * row['non_transductive']['ci95']:.2f}"
+    return "not measured"
+
+
+def measure(browser, url, args, rows, raw):
+    model = json.load(urllib.request.urlopen(f"{url}/api/model"))
+    name = f"{model['name']} ({accuracy_5w1s(model)})"
+    for steps in args.steps or [model["adaptation"]["steps"]]:
+        for shots in args.shots:
+            places = [("browser", t) for t in args.threads] + ([] if args.no_server_mode else [("server", None)])
+            for place, threads in places:
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                query = f"classes=5&shots={shots}&steps={steps}&mode={place}"
+                if threads:
+                    query += f"&threads={threads}"
+                page.goto(f"{url}/?{query}")
+                wait(page, 1)
+                cold = page.evaluate("window.reptileDemo.metrics[0]")
+                runtime = page.evaluate("window.reptileDemo.runtime")
+                warm = warm_runs(page, args.repeat)
+                context.close()
+                totals = [m["totalMs"] for m in warm]
+                per_step = [m["computeMs"] / m["steps"] for m in warm] if place == "browser" else \
+                    [m["serverMs"] / m["steps"] for m in warm]
+                label = f"browser, {runtime['numThreads']} thread{'s' if runtime['numThreads'] > 1 else ''}" \
+                    if place == "browser" else "server"
+                rows.append(f"| {name} | 5-way {shots}-shot | {steps} | {label} | {cold['totalMs']:.0f} | "
+                            f"{cold['shownAt']:.0f} | {summary(totals)} | {statistics.median(per_step):.1f} |")
+                raw.append({"model": model["name"], "shots": shots, "steps": steps, "place": place,
+                            "threads": runtime and runtime["numThreads"], "cold": cold, "runtime": runtime, "warm": warm})
+                print(rows[-1], flush=True)
+
+
 def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url")
+    parser.add_argument("--url", help="a running demo server (default: start one per --models entry)")
+    parser.add_argument("--models", type=Path, nargs="*", default=[None],
+                        help="bundle directories to compare, each served by its own server (default: the default bundle)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--steps", type=int, nargs="*", help="adaptation steps (default: the model's default)")
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
@@ -89,51 +132,22 @@ def main(argv=None) -> int:
     parser.add_argument("--no-server-mode", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
     args = parser.parse_args(argv)
-    process = None
-    url = args.url
-    if not url:
-        process, url = start_server()
-    url = url.rstrip("/")
-    model = json.load(urllib.request.urlopen(f"{url}/api/model"))
-    steps_list = args.steps or [model["adaptation"]["steps"]]
     rows, raw = [], []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
-            for steps in steps_list:
-                for shots in args.shots:
-                    places = [("browser", t) for t in args.threads] + ([] if args.no_server_mode else [("server", None)])
-                    for place, threads in places:
-                        context = browser.new_context(viewport={"width": 1280, "height": 900})
-                        page = context.new_page()
-                        query = f"classes=5&shots={shots}&steps={steps}&mode={place}"
-                        if threads:
-                            query += f"&threads={threads}"
-                        page.goto(f"{url}/?{query}")
-                        wait(page, 1)
-                        cold = page.evaluate("window.reptileDemo.metrics[0]")
-                        runtime = page.evaluate("window.reptileDemo.runtime")
-                        warm = warm_runs(page, args.repeat)
-                        context.close()
-                        totals = [m["totalMs"] for m in warm]
-                        per_step = [m["computeMs"] / m["steps"] for m in warm] if place == "browser" else \
-                            [m["serverMs"] / m["steps"] for m in warm]
-                        label = f"browser, {runtime['numThreads']} thread{'s' if runtime['numThreads'] > 1 else ''}" \
-                            if place == "browser" else "server"
-                        rows.append(f"| 5-way {shots}-shot | {steps} | {label} | {cold['totalMs']:.0f} | "
-                                    f"{cold['shownAt']:.0f} | {summary(totals)} | {statistics.median(per_step):.1f} |")
-                        raw.append({"shots": shots, "steps": steps, "place": place, "threads": runtime and runtime["numThreads"],
-                                    "cold": cold, "runtime": runtime, "warm": warm})
-                        print(rows[-1], flush=True)
-            browser.close()
-    finally:
-        if process:
-            process.terminate()
-            process.wait(10)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
+        for model in ([None] if args.url else args.models):
+            process, url = (None, args.url) if args.url else start_server(model)
+            try:
+                measure(browser, url.rstrip("/"), args, rows, raw)
+            finally:
+                if process:
+                    process.terminate()
+                    process.wait(10)
+        browser.close()
     print()
-    print("| task | steps | where | cold: trigger -> shown (ms) | cold: navigation -> shown (ms) | "
+    print("| model (5w1s accuracy %) | task | steps | where | cold: trigger -> shown (ms) | cold: navigation -> shown (ms) | "
           "warm: pen-up -> shown, median (min-max) ms | per step (ms) |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1))
