@@ -677,6 +677,9 @@ async function loadExamples() {
 
 async function start() {
   setModeControls();
+  // The browser runtime takes longest to start (WebAssembly compilation): begin while the example
+  // drawings load, unless the demo is embedded (it starts when scrolled into view).
+  if (!embed && app.mode === "browser") browser.load().catch(() => {});
   await loadExamples();
   let restored = false;
   const hash = location.hash.startsWith("#d=") ? location.hash.slice(3) : null;

@@ -96,23 +96,22 @@ const yieldToEvents = (() => {
 
 export class Model {
   // ort: the onnxruntime-web namespace; manifest: model.json; tensors: parsed safetensors;
-  // graphFile(name) -> verified bytes of a graph; sessionOptions: for InferenceSession.create.
-  constructor(ort, manifest, tensors, graphFile, sessionOptions) {
+  // session(name) -> Promise of the graph's InferenceSession (created on first use).
+  constructor(ort, manifest, tensors, session) {
     this.ort = ort;
     this.manifest = manifest;
     this.tensors = tensors;
-    this.graphFile = graphFile;
-    this.sessionOptions = sessionOptions;
-    this.sessions = {}; // graph name -> Promise of its InferenceSession, created on first use
+    this.session = session;
     this.paramNames = manifest.architecture.parameters.map((p) => p.name);
     this.paramShapes = Object.fromEntries(manifest.architecture.parameters.map((p) => [p.name, p.shape]));
     this.trainedWays = manifest.trained_ways;
   }
 
   // base: URL of the bundle folder ending in "/"; fetchBytes(url) -> Uint8Array (fetch by default).
-  // ort may be a Promise (the runtime still loading): the files download meanwhile. Every file's
-  // sha256 is checked before use. Only the graphs the default adaptation needs (predict and the
-  // default optimizer's step) are compiled now; another one is fetched when first used.
+  // ort may be a Promise (the runtime still loading). Every file's sha256 is checked before use.
+  // The graphs the default adaptation needs (predict and the default optimizer's step) are compiled
+  // as soon as they arrive -- the first one also starts the WebAssembly runtime, the slowest part
+  // of a cold start -- while the weights download; another graph is fetched when first used.
   static async load(ort, base, { fetchBytes = defaultFetchBytes, sessionOptions = {} } = {}) {
     const fetchFile = async (manifest, file) => {
       const entry = manifest.files[file];
@@ -127,27 +126,25 @@ export class Model {
     };
     const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL("model.json", base).href)));
     Model.checkManifest(manifest);
-    const first = ["predict", `train_step_${manifest.adaptation.optimizer}`].filter((g) => manifest.graphs[g]);
-    const downloads = Object.fromEntries(first.map((g) => [g, fetchFile(manifest, manifest.graphs[g].file)]));
-    const graphFile = (name) => {
-      if (!manifest.graphs[name]) throw new BundleError(`the bundle has no ${name} graph`);
-      downloads[name] = downloads[name] || fetchFile(manifest, manifest.graphs[name].file);
-      return downloads[name];
-    };
-    const tensors = parseSafetensors(await fetchFile(manifest, manifest.weights.file));
+    const runtime = Promise.resolve(ort);
     const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all", ...sessionOptions };
-    const model = new Model(await ort, manifest, tensors, graphFile, options);
+    const sessions = {};
+    const session = (name) => {
+      if (!sessions[name]) {
+        if (!manifest.graphs[name]) return Promise.reject(new BundleError(`the bundle has no ${name} graph`));
+        sessions[name] = Promise.all([runtime, fetchFile(manifest, manifest.graphs[name].file)])
+          .then(([o, bytes]) => o.InferenceSession.create(bytes, options));
+        sessions[name].catch(() => delete sessions[name]); // a failed load may be retried
+      }
+      return sessions[name];
+    };
+    const first = ["predict", `train_step_${manifest.adaptation.optimizer}`];
+    first.forEach(session);
+    const tensors = parseSafetensors(await fetchFile(manifest, manifest.weights.file));
+    const model = new Model(await runtime, manifest, tensors, session);
     model.checkWeights();
-    await Promise.all(first.map((g) => model.session(g)));
+    await Promise.all(first.map(session));
     return model;
-  }
-
-  session(name) {
-    if (!this.sessions[name]) {
-      this.sessions[name] = this.graphFile(name).then((bytes) => this.ort.InferenceSession.create(bytes, this.sessionOptions));
-      this.sessions[name].catch(() => delete this.sessions[name]); // a failed load may be retried
-    }
-    return this.sessions[name];
   }
 
   static checkManifest(manifest) {
