@@ -76,8 +76,11 @@ def exported(tmp_path_factory, omniglot):
     save_checkpoint(run / "checkpoint.pt", config=config.to_dict(), spec=spec.to_dict(), state=state, iteration=2,
                     rng=rng, elapsed_s=1.5)
     (run / "config.json").write_text(json.dumps({
-        "config": config.to_dict(), "command": "python -m training train --preset omniglot-5w5s --out run",
-        "device": "cpu", "omniglot_zip_sha256": {"images_background.zip": "ab" * 32}}))
+        "config": config.to_dict(), "omniglot_zip_sha256": {"images_background.zip": "ab" * 32},
+        "sessions": [{"command": "python -m training train --preset omniglot-5w5s --out run", "from_iteration": 0,
+                      "device": "cpu", "machine": "x86_64  2 cpus", "threads": 2},
+                     {"command": "python -m training train --out run --resume", "from_iteration": 1,
+                      "device": "cpu", "machine": "x86_64  2 cpus", "threads": 1}]}))
     _, held_out = omniglot.split(config.seed)
     (run / "test_classes.txt").write_text("\n".join(omniglot.names[i] for i in held_out) + "\n")
     out = tmp_path_factory.mktemp("static") / "models" / "test-model"
@@ -163,7 +166,9 @@ def test_manifest_contents(exported, model):
     assert (exported["dir"] / "test_classes.txt").read_text() == (exported["run"] / "test_classes.txt").read_text()
     provenance = manifest["provenance"]
     assert provenance["iteration"] == 2 and provenance["meta_iters"] == 100_000
-    assert provenance["command"].startswith("python -m training train")
+    assert provenance["command"] == "python -m training train --preset omniglot-5w5s --out run"
+    assert [x["from_iteration"] for x in provenance["sessions"]] == [0, 1]
+    assert provenance["training_device"] == "cpu (x86_64  2 cpus, 1 threads), cpu (x86_64  2 cpus, 2 threads)"
     assert provenance["data_sha256"] == {"omniglot_zip_sha256": {"images_background.zip": "ab" * 32}}
     assert provenance["training_config"] == config.to_dict()
     assert len(provenance["code"]["git_commit"]) == 40 and isinstance(provenance["code"]["dirty"], bool)
@@ -187,6 +192,7 @@ def test_model_card_flags_short_run(exported, model):
     head = card.splitlines()[:4]
     assert any("WARNING: trained for only 2 of 100000 meta-iterations: not the real model" in line for line in head)
     assert "Not measured yet" in card and "training config (not yet measured)" in card
+    assert "resumed 1 time (" in card and "wall time 0.0 h" in card
     assert model.manifest["files"]["weights.safetensors"]["sha256"] in card
     assert export.short_run_warning(100_000, 100_000) is None
     held_out = (exported["dir"] / "test_classes.txt").read_text().split()

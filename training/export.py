@@ -310,6 +310,8 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
     warning = short_run_warning(iteration, config.meta_iters)
     signatures = graph_signatures(spec)
     data_hashes = {k: v for k, v in (run_config or {}).items() if k.endswith("_sha256")}
+    # train.py records every start and resume of the run: the first is the training command
+    sessions = list((run_config or {}).get("sessions") or [])
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -378,9 +380,11 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
             "meta_iters": config.meta_iters,
             "elapsed_s": payload.get("elapsed_s"),
             "training_config": config.to_dict(),
-            "command": (run_config or {}).get("command"),
+            "command": sessions[0].get("command") if sessions else None,
+            "sessions": sessions or None,
             "run_config_json": "config.json beside the checkpoint" if run_config else None,
-            "training_device": (run_config or {}).get("device"),
+            "training_device": ", ".join(sorted({f"{s.get('device')} ({s.get('machine')}, {s.get('threads')} threads)"
+                                                 for s in sessions})) or None,
             "data_sha256": data_hashes or None,
             "code": code_version(),
             "versions": _versions(),
@@ -396,6 +400,15 @@ def _preprocessing_spec_version() -> int:
     from preprocessing import SPEC_VERSION
 
     return SPEC_VERSION
+
+
+def _resumed(sessions: list) -> str:
+    n = len(sessions) - 1
+    return f", resumed {n} time{'s' if n != 1 else ''} (every session's command is in model.json)" if n > 0 else ""
+
+
+def _hours(seconds) -> str:
+    return f"{seconds / 3600:.1f} h ({seconds:.0f} s of training, evaluation and checkpoints)" if seconds else "unknown"
 
 
 def _markdown_value(value) -> str:
@@ -445,7 +458,9 @@ def render_model_card(manifest: dict, directory: Path | None = None) -> str:
         "",
         f"- iterations: {prov['iteration']} of {prov['meta_iters']}"
         + ("" if manifest["training_complete"] else " (**incomplete**)"),
-        f"- command: {_markdown_value(prov['command']) if prov['command'] else 'unknown (no config.json beside the checkpoint)'}",
+        f"- command: {_markdown_value(prov['command']) if prov['command'] else 'unknown (no config.json beside the checkpoint)'}"
+        + _resumed(prov.get("sessions") or []),
+        f"- trained on: {prov.get('training_device') or 'unknown'}; wall time {_hours(prov.get('elapsed_s'))}",
         f"- config: `{json.dumps(prov['training_config'])}`",
         f"- data sha256: `{json.dumps(prov['data_sha256'])}`",
         f"- code: {prov['code']['git_commit']} (dirty: {prov['code']['dirty']})",
