@@ -31,7 +31,7 @@ ORT_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.min.mjs", "ort.wasm.min.js", "ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm",
              "ort-wasm-simd-threaded.mjs")
 ORT_ALLOWED = frozenset(ORT_FILES + tuple(f + ".map" for f in ORT_FILES if not f.endswith(".wasm")))
-MODEL_SUFFIXES = {".json", ".onnx", ".safetensors", ".md"}
+MODEL_SUFFIXES = {".json", ".onnx", ".safetensors", ".md", ".txt"}
 WEB_HIDDEN = {"templates", "node_modules"}
 MODES, THEMES = ("browser", "server"), ("light", "dark")
 PAGE_DEFAULTS = {"classes": 3, "shots": 1, "mode": "browser", "theme": "light"}

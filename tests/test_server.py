@@ -504,7 +504,8 @@ def test_pages_fall_back_to_server_templates(client):
         r = client.get(path)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert marker in r.text
-        assert PREVIEW_WARNING in r.text  # the warning is shown
+        if PREVIEW_WARNING:
+            assert PREVIEW_WARNING in r.text  # the warning is shown
         assert "application/json+oembed" in r.text and 'rel="alternate"' in r.headers["link"]
         assert "<script>" not in r.text and "private template source" not in r.text
 
@@ -717,6 +718,23 @@ def test_other_bundles_are_served_by_name(tmp_path, web_dir):
     with TestClient(app) as c:
         assert c.get("/models/other/model.json").status_code == 200
         assert c.get("/models/omniglot-5w/model.json").status_code == 200  # the served bundle, wherever it is
+
+
+def test_a_preview_bundle_is_labelled_everywhere(tmp_path):
+    import shutil
+
+    bundle = tmp_path / "preview"
+    shutil.copytree(BUNDLE, bundle)
+    manifest = json.loads((bundle / "model.json").read_text())
+    manifest.update(warning="trained for only 2000 of 100000 meta-iterations: not the real model", training_complete=False)
+    (bundle / "model.json").write_text(json.dumps(manifest))  # model.json is not in its own sha256 list
+    with TestClient(create_app(Settings(model=bundle, workers=1))) as c:
+        assert "<strong>Preview model:</strong> trained for only 2000 of 100000" in c.get("/").text
+        assert "trained for only 2000" in c.get("/embed").text
+        assert c.get("/api/model").json()["warning"] == manifest["warning"]
+        assert c.get("/readyz").json()["warning"] == manifest["warning"]
+        out = post(c, fast(task(classes=2), steps=1)).json()
+        assert out["warning"] == manifest["warning"]
 
 
 def test_page_states_the_measured_accuracy(tmp_path):
