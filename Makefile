@@ -40,8 +40,6 @@ demo: setup
 test: setup chromium
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
-# The shipped default model's training run (about 2.5 h of one CPU core here; stop and rerun: it resumes).
-# An unfinished run committed under checkpoints/ by an earlier session is picked up from there.
 # The default model's meta-training (about 4 h on 2 CPU cores); resumes runs/omniglot-5w5s if it exists.
 train: setup
 	$(PY) -m training train --preset omniglot-5w5s --data-dir $(DATA_DIR) --out runs/omniglot-5w5s --eval-interval 10000 --resume

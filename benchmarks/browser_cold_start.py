@@ -10,16 +10,11 @@ the worker's loading time (runtime + model + sessions).
 Without --urls it starts one server (this checkout) and measures it alone.
 """
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_adapt import ARGS, CHROMIUM, start_server, wait  # noqa: E402
-
-
-def summary(values):
-    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+from browser_adapt import ARGS, CHROMIUM, start_server, summary, wait  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,6 @@
 // runs: a newer request or a "cancel" stops the running one between two steps.
 import { Cancelled, Model, yieldToEvents } from "./engine.js";
 
-const WARM_UP_STEPS = 0; // dummy adaptation steps before "ready" (see init)
 let model = null;
 let loading = null;
 let info = null;
@@ -38,16 +37,10 @@ async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   const loaded = await Model.load(runtime.then((r) => r.ort), modelBase, { fetchBytes });
   const { ort, numThreads, isolated } = await runtime;
   const loadMs = performance.now() - started;
-  // Warm-up: the first runs of each graph compile and allocate. The page adapts as soon as the model
-  // is ready, so that first adaptation warms the engine up itself; an extra dummy run before it
-  // would only delay the first prediction (benchmarks/browser_adapt.py, docs/results.md).
-  const warmStart = performance.now();
-  if (WARM_UP_STEPS > 0) {
-    const dummy = () => Float32Array.from({ length: 784 }, (_, i) => ((i * 7919) % 97) / 97);
-    await loaded.adapt({ support: [dummy(), dummy().reverse(), dummy().map((v) => 1 - v)], labels: [0, 1, 2],
-      queries: [dummy()], steps: WARM_UP_STEPS });
-  }
-  info = { numThreads, isolated, loadMs, warmMs: performance.now() - warmStart, ortVersion: ort.env.versions?.web,
+  // No warm-up run: the page adapts as soon as the model is ready, and that first adaptation warms
+  // the engine up itself; a dummy run before it would only delay the first prediction
+  // (benchmarks/browser_cold_start.py, docs/web.md).
+  info = { numThreads, isolated, loadMs, ortVersion: ort.env.versions?.web,
     model: loaded.manifest.name, defaults: loaded.defaults,
     // what this worker fetched (itself, its modules, the runtime, the model): the page hands the list
     // to the service worker, which may not have seen these requests
