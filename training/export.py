@@ -9,8 +9,8 @@ class count C >= 2 (the head's weight [C, F] and bias [C] are graph inputs):
   train_step_adam.onnx   parameters, adam v, images, labels, lr, t, eps  -> updated parameters, updated v, loss
 
 The train steps are traced as: torch.func.grad_and_value of the summed cross-entropy ->
-make_fx(tracing_mode="symbolic") with the core ATen decompositions plus a hand-written
-decomposition of aten.convolution_backward (onnx has no such op) -> torch.onnx.export(dynamo=True),
+make_fx(tracing_mode="symbolic") with the core ATen decompositions plus hand-written ones of
+aten.convolution_backward (onnx has no such op) and aten.threshold_backward -> torch.onnx.export(dynamo=True),
 opset 18. eps is a graph input because the exporter's optimizer drops constants <= 1e-8.
 """
 import hashlib
@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from .checkpoint import load_checkpoint
-from .model import BN_EPS, ModelSpec, forward, init_params, task_losses
+from .model import BN_EPS, ModelSpec, init_params
 from .omniglot import NUM_TRAIN_CHARACTERS
 from .presets import Config
 
@@ -54,23 +55,36 @@ aten = torch.ops.aten
 
 def single_forward(spec: ModelSpec, params, images: torch.Tensor) -> torch.Tensor:
     """One model (no group axis): params as from init_params, images [B, C, H, W] -> logits [B, classes].
-    training/model.py's grouped forward with G = 1, so training and the bundle share one definition."""
-    return forward(spec, [p.unsqueeze(0) for p in params], images.unsqueeze(0))[0]
+
+    The same layers as training/model.py's grouped forward, written for one model: with G = 1 the
+    grouped one traces into ~80 extra reshape/squeeze nodes, which cost onnxruntime more time per
+    step than the arithmetic they wrap (tests/test_export.py checks the two agree)."""
+    h = images
+    for layer in range(spec.layers):
+        weight, scale, shift = params[3 * layer : 3 * layer + 3]
+        h = F.conv2d(h, weight, stride=1 if spec.max_pool else 2, padding=1)
+        h = F.batch_norm(h, None, None, scale, shift, training=True, eps=BN_EPS)
+        if spec.max_pool:
+            h = F.max_pool2d(h, 2, ceil_mode=True)
+        h = F.relu(h)
+    return h.reshape(h.shape[0], -1) @ params[-2].t() + params[-1]
 
 
 def single_loss(spec: ModelSpec, params, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy summed over the batch (as training minimises it) -> scalar."""
-    return task_losses(spec, [p.unsqueeze(0) for p in params], images.unsqueeze(0), labels.unsqueeze(0))[0]
+    return F.cross_entropy(single_forward(spec, params, images), labels, reduction="sum")
 
 
 def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
                          output_padding, groups, output_mask):
-    """aten.convolution_backward as plain convolutions (ONNX has no convolution-backward op).
+    """aten.convolution_backward as ops onnxruntime runs well (ONNX has no convolution-backward op).
 
     input grad: the transposed convolution of grad_output with the same weight (output_padding makes
-    it land on the input's size); weight grad: a convolution of the input over the batch, batch and
-    channel axes swapped, with grad_output as the kernel (stride and dilation trade places), cropped
-    to the kernel size; bias grad: a sum (our convolutions have no bias)."""
+    it land on the input's size). weight grad: one matrix product of grad_output [Cout, B*Ho*Wo] with
+    the input's patches [Cin*k*k, B*Ho*Wo], the patches cut by a depthwise convolution with one-hot
+    kernels. (A convolution over the batch with batch and channel axes swapped, as autograd does it,
+    is the same sum, but onnxruntime runs it as one small product per input channel, over a dilated
+    kernel wider than the weight.) bias grad: a sum (our convolutions have none)."""
     if transposed or groups != 1:
         raise NotImplementedError("only plain (groups=1, not transposed) convolutions are decomposed")
     grad_input = grad_weight = grad_bias = None
@@ -80,17 +94,28 @@ def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding
                                        + dilation[i] * (kernel[i] - 1) + 1) for i in range(len(kernel))]
         grad_input = aten.convolution(grad_output, weight, None, stride, padding, dilation, True, extra, groups)
     if output_mask[1]:
-        full = aten.convolution(input.transpose(0, 1), grad_output.transpose(0, 1), None, dilation, padding, stride,
-                                False, [0] * len(kernel), 1)
-        grad_weight = full[:, :, : kernel[0], : kernel[1]].transpose(0, 1)
+        out_channels, in_channels = weight.shape[:2]
+        taps = int(np.prod(kernel))
+        one_hot = torch.eye(taps, dtype=input.dtype).reshape(taps, 1, *kernel).repeat(in_channels, 1, 1, 1)
+        patches = aten.convolution(input, one_hot, None, stride, padding, dilation, False, [0] * len(kernel),
+                                   in_channels)  # [B, Cin*k*k, Ho, Wo], channel ci*k*k + tap
+        rows = patches.permute(0, 2, 3, 1).reshape(-1, in_channels * taps)
+        grad_weight = aten.mm(grad_output.transpose(0, 1).reshape(out_channels, -1), rows).reshape(weight.shape)
     if output_mask[2]:
         grad_bias = grad_output.sum([0] + list(range(2, grad_output.dim())))
     return grad_input, grad_weight, grad_bias
 
 
+def threshold_backward(grad_output, output, threshold):
+    """ReLU's backward as a product with the mask: the core decomposition's Where (with a broadcast
+    scalar) is onnxruntime's slowest elementwise kernel here."""
+    return grad_output * (output > threshold).to(grad_output.dtype)
+
+
 def _decompositions() -> dict:
     table = dict(torch._decomp.core_aten_decompositions())
     table[aten.convolution_backward.default] = convolution_backward
+    table[aten.threshold_backward.default] = threshold_backward
     return table
 
 
