@@ -18,7 +18,7 @@ def decode_png_ink(data: bytes) -> np.ndarray:
         width, height = image.size
         if width * height > MAX_PNG_PIXELS:
             raise ValueError(f"image too large: {width}x{height} pixels (limit {MAX_PNG_PIXELS})")
-        rgba = np.asarray(image.convert("RGBA"))
+        rgba = np.asarray(image if image.mode == "RGBA" else image.convert("RGBA"))
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise ValueError(f"not a readable PNG image: {error}") from None
     return ink_from_rgba(rgba)
