@@ -2,19 +2,13 @@
 // stroke (newest request only) in the browser or on the server, loss chart, prediction bars,
 // save / load / share, embed messages, projector mode. Configuration comes from the page's
 // #demo[data-config] (rendered by the server, or by the static export): no inline script.
-import { BrowserAdapter, Scheduler, ServerAdapter } from "./adapters.js";
+import { Scheduler, ServerAdapter } from "./adapters.js";
 import { LossChart } from "./chart.js";
 import { decodeFragment, encodeFragment, fromDocument, toDocument } from "./drawings.js";
 import { Pad } from "./pad.js";
+import { browser, config, root, urls } from "./startup.js";
 import { modelInput, paintModelInput, unpackStrokes } from "./strokes.js";
 
-const root = document.getElementById("demo");
-const config = JSON.parse(root.dataset.config);
-// every URL absolute (the worker resolves relative URLs against its own script, not this page)
-const absolute = (url) => (url ? new URL(url, location.href).href : url);
-const urls = Object.fromEntries(Object.entries(config.urls).map(([k, v]) => [k, k === "api" || typeof v !== "string"
-  ? v : absolute(v)]));
-urls.modelFiles = Object.fromEntries(Object.entries(config.urls.modelFiles || {}).map(([k, v]) => [k, absolute(v)]));
 const model = config.model || {};
 const embed = Boolean(config.embed);
 const staticSite = Boolean(config.static);
@@ -64,12 +58,6 @@ const app = {
   metrics: [],
 };
 
-const browser = new BrowserAdapter({
-  worker: urls.worker, ort: urls.ort, ortWasm: urls.ortWasm, ortMjs: urls.ortMjs,
-  modelBase: urls.modelBase, files: urls.modelFiles,
-  // ?threads=N caps onnxruntime-web's threads (for measurements); it uses >1 only when cross-origin isolated
-  threads: Number(new URLSearchParams(location.search).get("threads")) || null,
-});
 const server = staticSite ? null : new ServerAdapter(urls.api);
 const adapterFor = (mode) => (mode === "server" ? server : browser);
 
@@ -677,9 +665,7 @@ async function loadExamples() {
 
 async function start() {
   setModeControls();
-  // The browser runtime takes longest to start (WebAssembly compilation): begin while the example
-  // drawings load, unless the demo is embedded (it starts when scrolled into view).
-  if (!embed && app.mode === "browser") browser.load().catch(() => {});
+  // startup.js has begun loading the browser runtime, if the page opens in browser mode
   await loadExamples();
   let restored = false;
   const hash = location.hash.startsWith("#d=") ? location.hash.slice(3) : null;
