@@ -90,6 +90,19 @@ def test_server_mode_gives_the_browsers_probabilities(demo_server, new_page):
     watch.check()
 
 
+def test_browser_mode_starts_one_worker_from_startup_js(demo_server, new_page):
+    # startup.js (an async module of its own, also imported by app.js) starts the runtime: the page
+    # and app.js must share one instance of it (the same URL), so one worker and one runtime
+    page, watch = new_page(demo_server)
+    requested = []
+    page.on("request", lambda r: requested.append(r.url.split("?")[0].rsplit("/", 1)[-1]))
+    page.goto(f"{demo_server}/?{FAST}")
+    wait_adaptations(page, 1)
+    assert requested.count("worker.js") == 1 and requested.count("startup.js") == 1, requested
+    assert page.evaluate("window.reptileDemo.runtime")["model"]
+    watch.check()
+
+
 def test_server_mode_never_loads_the_browser_runtime(demo_server, new_page):
     page, watch = new_page(demo_server)
     requested = []
