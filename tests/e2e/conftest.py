@@ -177,7 +177,10 @@ def new_page(playwright_browser):
 
 
 def wait_adaptations(page, count: int, timeout: float = 120_000) -> None:
-    page.wait_for_selector(f'#demo[data-adaptations="{count}"]', state="attached", timeout=timeout)
+    """Until at least `count` adaptations have finished (not exactly `count`: on a fast machine the
+    adaptation of a stroke may finish while the next stroke is still being drawn)."""
+    page.wait_for_function("n => Number(document.getElementById('demo')?.dataset.adaptations || 0) >= n",
+                           arg=count, timeout=timeout)
 
 
 def adaptations(page) -> int:
