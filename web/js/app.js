@@ -418,6 +418,7 @@ const scheduler = new Scheduler({
       runtimeCached = true;
       cacheForOffline();
     }
+    if (!serviceWorkerStarted) (window.requestIdleCallback || setTimeout)(startServiceWorker);
     offer.hidden = true;
   },
   stopped() {
@@ -692,14 +693,21 @@ async function start() {
   } else {
     schedule();
   }
-  if ("serviceWorker" in navigator && urls.sw && window.isSecureContext) {
-    navigator.serviceWorker.register(urls.sw).then(() => navigator.serviceWorker.ready)
-      .then((registration) => {
-        serviceWorker = registration.active;
-        cacheForOffline();
-      })
-      .catch((error) => console.warn("offline use is not available:", error.message));
-  }
+  // Offline use waits for the first prediction (or 10 s): installing the service worker and caching
+  // what the page loaded would compete with the first adaptation for the CPU.
+  setTimeout(startServiceWorker, 10_000);
+}
+
+let serviceWorkerStarted = false;
+function startServiceWorker() {
+  if (serviceWorkerStarted || !("serviceWorker" in navigator) || !urls.sw || !window.isSecureContext) return;
+  serviceWorkerStarted = true;
+  navigator.serviceWorker.register(urls.sw).then(() => navigator.serviceWorker.ready)
+    .then((registration) => {
+      serviceWorker = registration.active;
+      cacheForOffline();
+    })
+    .catch((error) => console.warn("offline use is not available:", error.message));
 }
 
 // Hand the service worker what the page and the adaptation worker loaded before it took control
