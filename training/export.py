@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from .checkpoint import load_checkpoint
-from .model import BN_EPS, ModelSpec, init_params
+from .model import BN_EPS, ModelSpec, conv_block, init_params
 from .omniglot import NUM_TRAIN_CHARACTERS
 from .presets import Config
 
@@ -56,17 +56,12 @@ aten = torch.ops.aten
 def single_forward(spec: ModelSpec, params, images: torch.Tensor) -> torch.Tensor:
     """One model (no group axis): params as from init_params, images [B, C, H, W] -> logits [B, classes].
 
-    The same layers as training/model.py's grouped forward, written for one model: with G = 1 the
-    grouped one traces into ~80 extra reshape/squeeze nodes, which cost onnxruntime more time per
-    step than the arithmetic they wrap (tests/test_export.py checks the two agree)."""
+    training/model.py's layers (conv_block) without its group axis: its grouped forward with G = 1
+    traces into ~80 extra reshape/squeeze nodes, which cost onnxruntime more time per step than the
+    arithmetic they wrap (tests/test_export.py checks the two agree)."""
     h = images
     for layer in range(spec.layers):
-        weight, scale, shift = params[3 * layer : 3 * layer + 3]
-        h = F.conv2d(h, weight, stride=1 if spec.max_pool else 2, padding=1)
-        h = F.batch_norm(h, None, None, scale, shift, training=True, eps=BN_EPS)
-        if spec.max_pool:
-            h = F.max_pool2d(h, 2, ceil_mode=True)
-        h = F.relu(h)
+        h = conv_block(spec, h, *params[3 * layer : 3 * layer + 3])
     return h.reshape(h.shape[0], -1) @ params[-2].t() + params[-1]
 
 

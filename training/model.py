@@ -64,18 +64,23 @@ def init_params(spec: ModelSpec, generator: torch.Generator, dtype=torch.float32
     return params
 
 
+def conv_block(spec: ModelSpec, h: torch.Tensor, weight, scale, shift, groups: int = 1) -> torch.Tensor:
+    """One layer: conv 3x3 (no bias), BatchNorm with batch statistics, [max-pool,] ReLU. h [n, G*C, H, W],
+    weight [G*F, C, 3, 3], scale and shift [G*F]. Also the exported single model's layer (G = 1)."""
+    h = F.conv2d(h, weight, stride=1 if spec.max_pool else 2, padding=1, groups=groups)
+    h = F.batch_norm(h, None, None, scale, shift, training=True, eps=BN_EPS)
+    if spec.max_pool:
+        h = F.max_pool2d(h, 2, ceil_mode=True)
+    return F.relu(h)
+
+
 def forward(spec: ModelSpec, params: list, images: torch.Tensor) -> torch.Tensor:
     """params with group axis G, images [G, n, C, H, W] -> logits [G, n, ways]."""
     groups, n = images.shape[:2]
     h = images.transpose(0, 1).reshape(n, groups * images.shape[2], *images.shape[3:])
     for layer in range(spec.layers):
         weight, scale, shift = params[3 * layer : 3 * layer + 3]
-        weight = weight.reshape(-1, *weight.shape[2:])
-        h = F.conv2d(h, weight, stride=1 if spec.max_pool else 2, padding=1, groups=groups)
-        h = F.batch_norm(h, None, None, scale.reshape(-1), shift.reshape(-1), training=True, eps=BN_EPS)
-        if spec.max_pool:
-            h = F.max_pool2d(h, 2, ceil_mode=True)
-        h = F.relu(h)
+        h = conv_block(spec, h, weight.reshape(-1, *weight.shape[2:]), scale.reshape(-1), shift.reshape(-1), groups)
     features = h.reshape(n, groups, -1)
     fc_weight, fc_bias = params[-2:]
     return torch.einsum("ngd,gcd->gnc", features, fc_weight) + fc_bias[:, None, :]

@@ -21,5 +21,5 @@ export const browser = new BrowserAdapter({
 });
 
 // An embedded demo loads nothing until it is scrolled into view; server mode never needs the runtime.
-export const startsInBrowser = !config.embed && (config.static || config.settings.mode === "browser");
+const startsInBrowser = !config.embed && (config.static || config.settings.mode === "browser");
 if (startsInBrowser) browser.load().catch(() => {}); // app.js reports a failure when it adapts
