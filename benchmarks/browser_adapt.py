@@ -115,7 +115,7 @@ def measure(browser, url, args, rows, raw):
                             f"{cold['shownAt']:.0f} | {summary(totals)} | {statistics.median(per_step):.1f} |")
                 raw.append({"model": model["name"], "shots": shots, "steps": steps, "place": place,
                             "threads": runtime and runtime["numThreads"], "cold": cold, "runtime": runtime, "warm": warm})
-                print(rows[-1], flush=True)
+                print(rows[-1], file=sys.stderr, flush=True)  # progress; the table goes to stdout at the end
 
 
 def main(argv=None) -> int:

@@ -127,7 +127,10 @@ export class Model {
     const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL("model.json", base).href)));
     Model.checkManifest(manifest);
     const runtime = Promise.resolve(ort);
-    const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all", ...sessionOptions };
+    // No graph optimization: the exported graphs are already lean (training/export.py), so onnxruntime's
+    // passes gained nothing per step, while running them (in a runtime V8 compiles lazily, function by
+    // function, on first call) cost ~0.2 s of every cold start (benchmarks/browser_cold_start.py, docs/web.md).
+    const options = { executionProviders: ["wasm"], graphOptimizationLevel: "disabled", ...sessionOptions };
     const sessions = {};
     const session = (name) => {
       if (!sessions[name]) {
