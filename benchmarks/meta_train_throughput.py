@@ -4,7 +4,7 @@ Both run the same algorithm (tests/test_reptile.py) on the same tasks, from the 
 interleaved in rounds so machine noise hits both alike. Prints ms per meta-iteration, the
 ratio, and the achieved convolution GFLOP/s.
 
-  .venv/bin/python benchmarks/meta_train_throughput.py [--preset omniglot-5w5s] [--iters 30] [--rounds 5]
+  .venv/bin/python benchmarks/meta_train_throughput.py [--preset omniglot-5w5s] [--iters 30] [--rounds 5] [--device cuda]
 """
 import argparse
 import sys
@@ -39,7 +39,13 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
     parser.add_argument("--iters", type=int, default=30, help="meta-iterations per round and variant")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("argument --device: cuda was asked for but no CUDA device is available")
+    device = torch.device(args.device)
+    # a GPU runs asynchronously: wait for its queue before reading the clock
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     config = PRESETS[args.preset]
     spec = model_spec(config)
@@ -51,17 +57,19 @@ def main() -> None:
         images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
         images, labels = flatten_task(images)
         order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
-        batches.append((to_tensor(images), torch.from_numpy(labels), order))
+        batches.append((to_tensor(images).to(device), torch.from_numpy(labels).to(device), order))
     adam = InnerAdam(config.lr)
-    start = MetaState.fresh(init_params(spec, torch.Generator().manual_seed(0)))
+    start = MetaState.fresh([p.to(device) for p in init_params(spec, torch.Generator().manual_seed(0))])
     variants = {"batched": meta_step, "per-task loop": per_task_meta_step}
     times = {name: [] for name in variants}
     for round_ in range(args.rounds + 1):  # round 0 warms up
         for name, step in variants.items():
             state = MetaState([p.clone() for p in start.params], [v.clone() for v in start.adam_v], 0)
+            synchronize()
             began = time.perf_counter()
             for images, labels, order in batches:
                 step(spec, adam, state, images, labels, order, config.meta_step)
+            synchronize()
             if round_:
                 times[name].append((time.perf_counter() - began) / args.iters)
     examples = config.meta_batch * config.inner_iters * config.inner_batch

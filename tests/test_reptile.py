@@ -8,32 +8,37 @@ from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step
 from training.tasks import minibatch_order
 
 SPEC = ModelSpec(ways=3, filters=8)
+# The CUDA variants run where a GPU is (benchmarks/gpu_check.sh on a lent machine); CI has none.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 
 
-def _state(seed: int) -> MetaState:
+def _state(seed: int, device="cpu") -> MetaState:
     generator = torch.Generator().manual_seed(seed)
     params = init_params(SPEC, generator, torch.float64)
     v = [torch.rand(p.shape, dtype=torch.float64, generator=generator) * 1e-3 for p in params]
-    return MetaState(params, v, 7)
+    return MetaState([p.to(device) for p in params], [x.to(device) for x in v], 7)
 
 
-def _tasks(seed: int, tasks=4, shots=2):
+def _tasks(seed: int, tasks=4, shots=2, device="cpu"):
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(tasks, SPEC.ways * shots, 1, 28, 28, dtype=torch.float64, generator=generator)
     labels = torch.arange(SPEC.ways).repeat_interleave(shots).repeat(tasks, 1)
     order = minibatch_order(np.random.default_rng(seed), tasks, SPEC.ways * shots, batch=4, iters=3)
-    return images, labels, order
+    return images.to(device), labels.to(device), order
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("algorithm", ["reptile", "fomaml"])
 @pytest.mark.parametrize("carry", [True, False])
-def test_batched_equals_per_task_loop_in_float64(algorithm, carry):
-    batched, looped = _state(0), _state(0)
+def test_batched_equals_per_task_loop_in_float64(algorithm, carry, device):
+    batched, looped = _state(0, device), _state(0, device)
     for iteration in range(3):
-        images, labels, order = _tasks(iteration)
+        images, labels, order = _tasks(iteration, device=device)
         meta_step(SPEC, InnerAdam(0.01), batched, images, labels, order, 0.5, algorithm, carry)
         per_task_meta_step(SPEC, InnerAdam(0.01), looped, images, labels, order, 0.5, algorithm, carry)
-    moved = max(float((a - b).abs().max()) for a, b in zip(batched.params, _state(0).params))
+    for tensor in batched.params + batched.adam_v + looped.params + looped.adam_v:
+        assert tensor.device.type == device  # nothing fell back to the CPU
+    moved = max(float((a - b).abs().max()) for a, b in zip(batched.params, _state(0, device).params))
     assert moved > 1e-3  # the parameters really changed
     for a, b in zip(batched.params + batched.adam_v, looped.params + looped.adam_v):
         assert float((a - b).abs().max()) <= 1e-9

@@ -110,17 +110,20 @@ def test_existing_run_needs_resume_and_the_same_config(tmp_path, omniglot_dir):
     assert changed.returncode == 2 and "different config" in changed.stderr
 
 
-def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device (benchmarks/gpu_check.sh runs it on a lent GPU)"))])
+def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device):
     """A few hundred meta-iterations of the real 5-way preset on the real data, then 5-way 1-shot
     evaluation on held-out characters: chance is 20 %; a broken algorithm stays near it."""
     out = tmp_path / "run"
     trained = _run(["train", "--preset", "omniglot-5w5s", "--data-dir", str(omniglot_dir), "--out", str(out),
-                    "--meta-iters", "300", "--eval-interval", "1000", "--no-progress"])
+                    "--meta-iters", "300", "--eval-interval", "1000", "--no-progress", "--device", device])
     assert trained.returncode == 0, trained.stderr
+    assert json.loads((out / "config.json").read_text())["sessions"][0]["device"].startswith(device)
     report = tmp_path / "eval.json"
     evaluated = _run(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--data-dir", str(omniglot_dir),
                       "--tasks", "300", "--shots", "1", "--eval-iters", "50", "--eval-batch", "5",
-                      "--json", str(report), "--no-progress"])
+                      "--json", str(report), "--no-progress", "--device", device])
     assert evaluated.returncode == 0, evaluated.stderr
     results = {r["transductive"]: r for r in json.loads(report.read_text())["results"]}
     print(evaluated.stdout)
