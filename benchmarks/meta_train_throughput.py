@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from training.cli import check_device  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.model import init_params  # noqa: E402
 from training.presets import PRESETS  # noqa: E402
@@ -41,8 +42,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("argument --device: cuda was asked for but no CUDA device is available")
+    check_device(parser, args.device)
     device = torch.device(args.device)
     # a GPU runs asynchronously: wait for its queue before reading the clock
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -159,7 +159,8 @@ def _command_line(args) -> str:
     return "python -m training " + " ".join(shlex.quote(a) for a in args.argv)
 
 
-def _check_device(parser, device: str) -> None:
+def check_device(parser, device: str) -> None:
+    """A one-line CLI error for --device cuda where there is none (also used by the benchmarks)."""
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -174,7 +175,7 @@ def run_train(parser, args) -> int:
     if args.resume and (args.out / CHECKPOINT_NAME).exists():
         saved = Config.from_dict(load_checkpoint(args.out / CHECKPOINT_NAME)["config"])
     config = resolve_config(args, saved)
-    _check_device(parser, args.device)
+    check_device(parser, args.device)
     command = _command_line(args)
     train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress)
     print(f"done: {args.out}")
@@ -188,7 +189,7 @@ def run_evaluate(parser, args) -> int:
     from .data import load_task_data
     from .evaluate import evaluate_modes
 
-    _check_device(parser, args.device)
+    check_device(parser, args.device)
     try:
         payload, config, spec, state = load_trained(args.checkpoint)
     except ValueError as error:
