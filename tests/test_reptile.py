@@ -73,3 +73,24 @@ def test_sequential_state_passes_adam_state_from_task_to_task():
     assert sequential.adam_t == 7 + 4 * 3  # the reference counts every inner step of every task
     assert mean_state.adam_t == 7 + 3
     assert not torch.allclose(mean_state.params[0], sequential.params[0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_all_reduce_path_runs_on_the_device_backend(device, tmp_path):
+    """The sums go through torch.distributed (gloo on CPU, nccl on CUDA) when a process group exists;
+    with one rank that must change nothing. Two real ranks are tested in test_training_run.py (gloo);
+    nccl cannot put two ranks on one GPU, so this is its check on a one-GPU machine."""
+    import torch.distributed as dist
+
+    alone, grouped = _state(2, device), _state(2, device)
+    images, labels, order = _tasks(6, device=device)
+    meta_step(SPEC, InnerAdam(0.01), alone, images, labels, order, 0.5)
+    dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"file://{tmp_path / 'store'}",
+                            rank=0, world_size=1)
+    try:
+        meta_step(SPEC, InnerAdam(0.01), grouped, images, labels, order, 0.5, total_tasks=len(images))
+    finally:
+        dist.destroy_process_group()
+    for a, b in zip(alone.params + alone.adam_v, grouped.params + grouped.adam_v):
+        assert b.device.type == device
+        assert float((a - b).abs().max()) <= 1e-12
