@@ -62,9 +62,10 @@ def inner_loop(spec, adam, params, v, t, images, labels, order):
     """Fine-tune grouped params/v in place on batches images[g, order[k, g]]; returns
     (params before the last step, losses per step [iters, G])."""
     task_index = torch.arange(images.shape[0], device=images.device)[:, None]
+    # one copy for all steps: on a GPU a copy per step would wait for the queue each time
+    order = torch.as_tensor(order, device=images.device)
     losses, before_last = [], None
     for k, batch in enumerate(order):
-        batch = torch.as_tensor(batch, device=images.device)
         leaves = [p.requires_grad_() for p in params]
         per_task = task_losses(spec, leaves, images[task_index, batch], labels[task_index, batch])
         grads = torch.autograd.grad(per_task.sum(), leaves)

@@ -143,7 +143,7 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         else:
             losses = per_task_meta_step(spec, adam, state, images, labels, order, step_size, config.algorithm,
                                         config.carry_adam_state, config.sequential_adam_state)
-        loss_sum += float(losses[-1].mean()) / config.inner_batch
+        loss_sum += losses[-1].detach().mean() / config.inner_batch  # a tensor: read once per row, no sync per step
         loss_count += 1
         done = iteration + 1
         if rank != 0:
@@ -151,7 +151,7 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         row = None
         if done % 100 == 0 or done == end:
             row = {"iteration": done, "meta_step_size": meta_step_size(config, iteration),
-                   "inner_loss": loss_sum / loss_count, "elapsed_s": elapsed + time.perf_counter() - clock}
+                   "inner_loss": float(loss_sum) / loss_count, "elapsed_s": elapsed + time.perf_counter() - clock}
             loss_sum, loss_count = 0.0, 0
         if done % config.eval_interval == 0 or done == config.meta_iters:
             row = (row or {"iteration": done}) | live_eval(spec, config, state, data, done)
