@@ -34,6 +34,21 @@ def conv_flops_per_example(spec) -> float:
     return 3 * flops
 
 
+def sample_batches(config, data_dir: Path, iters: int, device) -> list:
+    """iters meta-batches (images, labels on device; the numpy mini-batch order), sampled up front
+    so that the timed loops measure the meta-iteration alone."""
+    data = load_task_data(config.dataset, data_dir, config.seed, download=False)
+    rng = np.random.default_rng(0)
+    n = config.ways * config.train_shots
+    batches = []
+    for _ in range(iters):
+        images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
+        images, labels = flatten_task(images)
+        order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
+        batches.append((to_tensor(images).to(device), torch.from_numpy(labels).to(device), order))
+    return batches
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s")
@@ -49,15 +64,7 @@ def main() -> None:
 
     config = PRESETS[args.preset]
     spec = model_spec(config)
-    data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
-    rng = np.random.default_rng(0)
-    n = config.ways * config.train_shots
-    batches = []
-    for _ in range(args.iters):
-        images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
-        images, labels = flatten_task(images)
-        order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
-        batches.append((to_tensor(images).to(device), torch.from_numpy(labels).to(device), order))
+    batches = sample_batches(config, args.data_dir, args.iters, device)
     adam = InnerAdam(config.lr)
     start = MetaState.fresh([p.to(device) for p in init_params(spec, torch.Generator().manual_seed(0))])
     variants = {"batched": meta_step, "per-task loop": per_task_meta_step}
