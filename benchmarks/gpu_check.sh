@@ -6,9 +6,10 @@
 #   make test (or any test run) so that .cache holds the decoded dataset
 # then: device run, command "bash benchmarks/gpu_check.sh", carry [".gpudata", ".cache"], timeout_s 540.
 # It uses that machine's own python3, whose PyTorch has CUDA. What it checks:
-#   1. the batched meta-iteration equals the per-task loop on the GPU (float64, <= 1e-9), tensors stay there;
+#   1. the batched meta-iteration equals the per-task loop on the GPU (float64, <= 1e-9), tensors stay there,
+#      and its CUDA-graph replay (training/cuda_graph.py) equals it;
 #   2. a short real run with --device cuda learns (train + evaluate, as CI does on the CPU);
-#   3. the batched vs per-task throughput on the GPU, side by side, for three presets;
+#   3. the batched vs per-task throughput on the GPU, and eager vs the CUDA graph, for three presets;
 #   4. a real 3,000-iteration training run's wall time.
 set -uo pipefail
 export OMNIGLOT_DATA_DIR="$PWD/.gpudata" REPTILE_CACHE_DIR="$PWD/.cache" PYTHONUNBUFFERED=1
@@ -17,11 +18,15 @@ mkdir -p "$out"
 status=0
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" || exit 1
-python3 -m pytest -q -p no:cacheprovider tests/test_reptile.py -k cuda 2>&1 | tee "$out/test_reptile.txt" || status=1
+python3 -m pytest -q -p no:cacheprovider tests/test_reptile.py tests/test_cuda_graph.py -k cuda 2>&1 | tee "$out/test_reptile.txt" || status=1
 python3 -m pytest -q -p no:cacheprovider tests/test_training_run.py -k cuda -s 2>&1 | tee "$out/test_training_run.txt" || status=1
 for preset in omniglot-5w5s omniglot-5w1s omniglot-20w1s; do
   timeout 120 python3 benchmarks/meta_train_throughput.py --device cuda --data-dir .gpudata --preset $preset \
     --iters 20 --rounds 3 2>&1 | tee -a "$out/throughput_cuda.txt" || status=1
+done
+for preset in omniglot-5w5s omniglot-5w1s omniglot-20w1s; do
+  timeout 90 python3 benchmarks/cuda_graph_meta_step.py --device cuda --data-dir .gpudata --preset $preset \
+    --iters 30 --rounds 3 2>&1 | tee -a "$out/cuda_graph.txt" || status=1
 done
 # 4. a real training run's wall time on the GPU (sampling on the CPU included), with its live evaluation
 start=$(date +%s)

@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--no-cuda-graph", action="store_true",
+                       help="on a GPU, run the inner loop eagerly instead of replaying it as one CUDA graph")
     _add_config_flags(train)
 
     ev = commands.add_parser("evaluate", help="N-way K-shot accuracy of a checkpoint, the paper's way")
@@ -177,7 +179,8 @@ def run_train(parser, args) -> int:
     config = resolve_config(args, saved)
     check_device(parser, args.device)
     command = _command_line(args)
-    train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress)
+    train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress,
+          cuda_graph=not args.no_cuda_graph)
     print(f"done: {args.out}")
     return 0
 

@@ -32,13 +32,19 @@ class InnerAdam:
     beta2: float = 0.999
     eps: float = 1e-8
 
-    def step(self, params: list, grads: list, v: list, t: int) -> None:
-        """In place, for step number t (1-based)."""
+    def step(self, params: list, grads: list, v: list, t) -> None:
+        """In place, for step number t (1-based): an int, or a 0-dim tensor on the parameters'
+        device (inside a CUDA graph, where the step count must not be a constant of the graph)."""
         torch._foreach_mul_(v, self.beta2)
         torch._foreach_addcmul_(v, grads, grads, value=1.0 - self.beta2)
         denom = torch._foreach_sqrt(v)
         torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(params, grads, denom, value=-self.lr * (1.0 - self.beta2**t) ** 0.5)
+        if isinstance(t, torch.Tensor):
+            update = torch._foreach_div(grads, denom)
+            torch._foreach_mul_(update, (-self.lr * torch.sqrt(1.0 - self.beta2**t)).to(params[0].dtype))
+            torch._foreach_add_(params, update)
+        else:
+            torch._foreach_addcdiv_(params, grads, denom, value=-self.lr * (1.0 - self.beta2**t) ** 0.5)
 
 
 @dataclass
@@ -97,6 +103,15 @@ def meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels
     v = _grouped(state.adam_v, groups) if carry_state else [torch.zeros_like(p) for p in params]
     t = state.adam_t if carry_state else 0
     final, before_last, losses = inner_loop(spec, adam, params, v, t, images, labels, order)
+    apply_meta_update(state, theta, final, before_last, v, meta_step_size, algorithm, carry_state, total_tasks,
+                      inner_steps=len(order))
+    return losses
+
+
+def apply_meta_update(state: MetaState, theta: list, final: list, before_last: list, v: list, meta_step_size: float,
+                      algorithm: str, carry_state: bool, total_tasks: int, inner_steps: int) -> None:
+    """The outer step from the tasks' inner loops (grouped final params, params before the last
+    step, final v), all-reduced over ranks; state.adam_t is the count the inner loops started from."""
     with torch.no_grad():
         if algorithm == "reptile":
             sums = [(p - th).sum(0) for p, th in zip(final, theta)]
@@ -109,8 +124,7 @@ def meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels
         state.params = [th + (meta_step_size / total_tasks) * s for th, s in zip(theta, sums)]
         if carry_state:
             state.adam_v = [s / total_tasks for s in v_sums]
-            state.adam_t = t + len(order)
-    return losses
+            state.adam_t += inner_steps
 
 
 def per_task_meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels, order,

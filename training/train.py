@@ -4,6 +4,7 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint, state_from_checkpoint, write_atomic_text
+from .cuda_graph import GraphedMetaStep
 from .data import load_task_data
 from .evaluate import evaluate
 from .model import PRESET_MODELS, ModelSpec, init_params
@@ -68,10 +70,12 @@ def _read_metrics(path: Path, upto: int) -> list:
 
 
 def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", resume: bool = False,
-          command: str = "", progress: bool = True, stop_after: int | None = None) -> MetaState:
+          command: str = "", progress: bool = True, stop_after: int | None = None, cuda_graph: bool = True) -> MetaState:
     """Meta-train into out_dir. stop_after ends the process early (after that many iterations in
-    total) as if it were killed; the checkpoint lets a later call with resume=True go on."""
+    total) as if it were killed; the checkpoint lets a later call with resume=True go on.
+    cuda_graph: on a GPU, replay the batched inner loop as a CUDA graph (training/cuda_graph.py)."""
     rank, world, device = _distributed(device)
+    cuda_graph = cuda_graph and config.batched and device.startswith("cuda")
     if config.meta_batch % world:
         raise ValueError(f"--meta-batch {config.meta_batch} must be divisible by the number of processes ({world})")
     if config.sequential_adam_state and (config.batched or not config.carry_adam_state):
@@ -108,7 +112,8 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         out_dir.mkdir(parents=True, exist_ok=True)
         kept = _read_metrics(metrics_path, start)
         write_atomic_text(metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
-        session = {"command": command, "from_iteration": start, "device": device, "processes": world,
+        session = {"command": command, "from_iteration": start, "device": device, "cuda_graph": cuda_graph,
+                   "processes": world,
                    "threads": torch.get_num_threads(), "torch": torch.__version__,
                    "python": platform.python_version(),
                    "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus"}
@@ -120,6 +125,8 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         (out_dir / "test_classes.txt").write_text("\n".join(data.test_classes) + "\n")
 
     adam = InnerAdam(lr=config.lr)
+    batched_step = (GraphedMetaStep(spec, adam, config.algorithm, config.carry_adam_state) if cuda_graph
+                    else partial(meta_step, spec, adam, algorithm=config.algorithm, carry_state=config.carry_adam_state))
     n = config.ways * config.train_shots
     end = min(config.meta_iters, stop_after) if stop_after is not None else config.meta_iters
     bar = None
@@ -138,8 +145,7 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         images, labels = to_tensor(images[local]).to(device), torch.from_numpy(labels[local]).to(device)
         step_size = meta_step_size(config, iteration)
         if config.batched:
-            losses = meta_step(spec, adam, state, images, labels, order[:, local], step_size, config.algorithm,
-                               config.carry_adam_state, total_tasks=config.meta_batch)
+            losses = batched_step(state, images, labels, order[:, local], step_size, total_tasks=config.meta_batch)
         else:
             losses = per_task_meta_step(spec, adam, state, images, labels, order, step_size, config.algorithm,
                                         config.carry_adam_state, config.sequential_adam_state)
