@@ -119,7 +119,9 @@ def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device)
     trained = _run(["train", "--preset", "omniglot-5w5s", "--data-dir", str(omniglot_dir), "--out", str(out),
                     "--meta-iters", "300", "--eval-interval", "1000", "--no-progress", "--device", device])
     assert trained.returncode == 0, trained.stderr
-    assert json.loads((out / "config.json").read_text())["sessions"][0]["device"].startswith(device)
+    session = json.loads((out / "config.json").read_text())["sessions"][0]
+    assert session["device"].startswith(device)
+    assert session["cuda_graph"] == (device == "cuda")  # a GPU replays the inner loop as a CUDA graph
     report = tmp_path / "eval.json"
     evaluated = _run(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--data-dir", str(omniglot_dir),
                       "--tasks", "300", "--shots", "1", "--eval-iters", "50", "--eval-batch", "5",
