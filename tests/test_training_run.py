@@ -131,3 +131,13 @@ def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device)
     print(evaluated.stdout)
     assert results[False]["accuracy"] > 0.6 and results[True]["accuracy"] > 0.6
     assert 0 < results[False]["ci95"] < 0.05
+
+
+def test_more_cuda_processes_than_gpus_get_a_clear_error(monkeypatch):
+    from training.train import _distributed
+
+    gpus = torch.cuda.device_count()
+    monkeypatch.setenv("WORLD_SIZE", str(gpus + 1))
+    monkeypatch.setenv("LOCAL_RANK", str(gpus))  # the process that finds no GPU of its own
+    with pytest.raises(ValueError, match="needs one GPU per process"):
+        _distributed("cuda")

@@ -40,10 +40,15 @@ def _distributed(device: str) -> tuple:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1, device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda" and local_rank >= torch.cuda.device_count():
+        # nccl refuses two ranks on one GPU (since NCCL 2.5), so say so before it fails obscurely
+        raise ValueError(f"--device cuda under torchrun needs one GPU per process: process {local_rank} of this "
+                         f"machine has none (it has {torch.cuda.device_count()}); use --nproc-per-node "
+                         f"{max(torch.cuda.device_count(), 1)} or fewer")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
     if device == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
     return dist.get_rank(), dist.get_world_size(), device
