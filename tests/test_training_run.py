@@ -137,7 +137,7 @@ def test_more_cuda_processes_than_gpus_get_a_clear_error(monkeypatch):
     from training.train import _distributed
 
     gpus = torch.cuda.device_count()
-    monkeypatch.setenv("WORLD_SIZE", str(gpus + 1))
+    monkeypatch.setenv("WORLD_SIZE", str(gpus + 2))
     monkeypatch.setenv("LOCAL_RANK", str(gpus))  # the process that finds no GPU of its own
     with pytest.raises(ValueError, match="needs one GPU per process"):
         _distributed("cuda")
