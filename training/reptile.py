@@ -10,7 +10,8 @@ state (v, t), runs `inner_iters` Adam steps on its own mini-batches, and ends at
   another, so its v passes from task to task; `per_task_meta_step(..., sequential_state=True)`
   does that, for measuring the difference.
 `meta_step` runs all tasks through one set of grouped kernels; `per_task_meta_step` is the
-plain loop over tasks with the same definition (tests/test_reptile.py checks they agree).
+plain loop over tasks with the same definition (tests/test_reptile.py checks they agree);
+on a GPU, training/cuda_graph.py replays meta_step's inner loop as one CUDA graph.
 Under torch.distributed each rank runs a slice of the tasks and the sums are all-reduced.
 """
 from dataclasses import dataclass, field
