@@ -9,20 +9,18 @@ make the two differ by rounding), then times both, interleaved in rounds. Withou
 
   python3 benchmarks/cuda_graph_meta_step.py --device cuda [--preset omniglot-5w1s] [--iters 30] [--rounds 3]
 """
-import argparse
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from meta_train_throughput import sample_batches  # noqa: E402
-from training.cli import check_device  # noqa: E402
-from training.model import init_params, task_losses  # noqa: E402
-from training.presets import PRESETS  # noqa: E402
+from meta_train_throughput import parse_arguments, sample_batches, time_interleaved  # noqa: E402
 from training.cuda_graph import GraphedMetaStep  # noqa: E402
+from training.model import init_params  # noqa: E402
+from training.presets import PRESETS  # noqa: E402
 from training.reptile import InnerAdam, MetaState, meta_step  # noqa: E402
 from training.train import model_spec  # noqa: E402
 
@@ -33,17 +31,9 @@ def largest_relative_difference(a: MetaState, b: MetaState) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w1s")
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
-    parser.add_argument("--iters", type=int, default=30, help="meta-iterations per round and variant")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
-    args = parser.parse_args()
-    check_device(parser, args.device)
+    args = parse_arguments(__doc__, preset="omniglot-5w1s", rounds=3, device="cuda")
     device = torch.device(args.device)
     capture = device.type == "cuda"
-    synchronize = torch.cuda.synchronize if capture else (lambda: None)
     config = PRESETS[args.preset]
     spec = model_spec(config)
     adam = InnerAdam(config.lr)
@@ -66,18 +56,8 @@ def main() -> None:
         if verdict == "FAILED":
             sys.exit(1)
 
-    variants = {"eager": lambda *a: meta_step(spec, adam, *a), "graphed": GraphedMetaStep(spec, adam, capture=capture)}
-    times = {name: [] for name in variants}
-    for round_ in range(args.rounds + 1):  # round 0 warms up
-        for name, step in variants.items():
-            state = fresh_state(torch.float32)
-            synchronize()
-            began = time.perf_counter()
-            for images, labels, order in batches:
-                step(state, images, labels, order, config.meta_step)
-            synchronize()
-            if round_:
-                times[name].append((time.perf_counter() - began) / args.iters)
+    variants = {"eager": partial(meta_step, spec, adam), "graphed": GraphedMetaStep(spec, adam, capture=capture)}
+    times = time_interleaved(variants, lambda: fresh_state(torch.float32), batches, config.meta_step, args.rounds)
     print(f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "
           f"examples; torch {torch.__version__}, {torch.cuda.get_device_name() if capture else 'CPU, uncaptured'}")
     for name, ts in times.items():

@@ -9,6 +9,7 @@ ratio, and the achieved convolution GFLOP/s.
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,36 +50,50 @@ def sample_batches(config, data_dir: Path, iters: int, device) -> list:
     return batches
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s")
+def parse_arguments(description: str, preset: str, rounds: int, device: str) -> argparse.Namespace:
+    """The flags this benchmark and cuda_graph_meta_step.py share (their defaults differ)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=preset)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
     parser.add_argument("--iters", type=int, default=30, help="meta-iterations per round and variant")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=device)
     args = parser.parse_args()
     check_device(parser, args.device)
-    device = torch.device(args.device)
-    # a GPU runs asynchronously: wait for its queue before reading the clock
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return args
 
+
+def time_interleaved(variants: dict, fresh_state, batches: list, meta_step_size: float, rounds: int) -> dict:
+    """Seconds per meta-iteration of each variant, step(state, images, labels, order, meta_step_size),
+    one list entry per round; the variants take turns within a round, and round 0 warms up."""
+    # a GPU runs asynchronously: wait for its queue before reading the clock
+    synchronize = torch.cuda.synchronize if batches[0][0].is_cuda else (lambda: None)
+    times = {name: [] for name in variants}
+    for round_ in range(rounds + 1):
+        for name, step in variants.items():
+            state = fresh_state()
+            synchronize()
+            began = time.perf_counter()
+            for images, labels, order in batches:
+                step(state, images, labels, order, meta_step_size)
+            synchronize()
+            if round_:
+                times[name].append((time.perf_counter() - began) / len(batches))
+    return times
+
+
+def main() -> None:
+    args = parse_arguments(__doc__, preset="omniglot-5w5s", rounds=5, device="cpu")
+    device = torch.device(args.device)
     config = PRESETS[args.preset]
     spec = model_spec(config)
     batches = sample_batches(config, args.data_dir, args.iters, device)
     adam = InnerAdam(config.lr)
     start = MetaState.fresh([p.to(device) for p in init_params(spec, torch.Generator().manual_seed(0))])
-    variants = {"batched": meta_step, "per-task loop": per_task_meta_step}
-    times = {name: [] for name in variants}
-    for round_ in range(args.rounds + 1):  # round 0 warms up
-        for name, step in variants.items():
-            state = MetaState([p.clone() for p in start.params], [v.clone() for v in start.adam_v], 0)
-            synchronize()
-            began = time.perf_counter()
-            for images, labels, order in batches:
-                step(spec, adam, state, images, labels, order, config.meta_step)
-            synchronize()
-            if round_:
-                times[name].append((time.perf_counter() - began) / args.iters)
+    variants = {"batched": partial(meta_step, spec, adam), "per-task loop": partial(per_task_meta_step, spec, adam)}
+    times = time_interleaved(variants, lambda: MetaState([p.clone() for p in start.params],
+                                                         [v.clone() for v in start.adam_v], 0),
+                             batches, config.meta_step, args.rounds)
     examples = config.meta_batch * config.inner_iters * config.inner_batch
     gflop = examples * conv_flops_per_example(spec) / 1e9
     print(f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_reptile import DEVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--filters", "16", "--eval-tasks", "4", "--no-progress", "--seed", "3"]
@@ -110,8 +111,7 @@ def test_existing_run_needs_resume_and_the_same_config(tmp_path, omniglot_dir):
     assert changed.returncode == 2 and "different config" in changed.stderr
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device (benchmarks/gpu_check.sh runs it on a lent GPU)"))])
+@pytest.mark.parametrize("device", DEVICES)
 def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device):
     """A few hundred meta-iterations of the real 5-way preset on the real data, then 5-way 1-shot
     evaluation on held-out characters: chance is 20 %; a broken algorithm stays near it."""
