@@ -19,12 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training.checkpoint import load_trained  # noqa: E402
 from training.data import load_task_data  # noqa: E402
-from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step  # noqa: E402
+from training.reptile import InnerAdam, meta_step, per_task_meta_step  # noqa: E402
 from training.tasks import flatten_task, minibatch_order, to_tensor  # noqa: E402
-
-
-def _copy(state: MetaState) -> MetaState:
-    return MetaState([p.clone() for p in state.params], [v.clone() for v in state.adam_v], state.adam_t)
 
 
 def _relative(a: list, b: list) -> float:
@@ -52,7 +48,7 @@ def main() -> None:
         images, labels = flatten_task(images)
         images, labels = to_tensor(images), torch.from_numpy(labels)
         order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
-        batched, sequential = _copy(state), _copy(state)
+        batched, sequential = state.copy(), state.copy()
         meta_step(spec, adam, batched, images, labels, order, step_size)
         per_task_meta_step(spec, adam, sequential, images, labels, order, step_size, sequential_state=True)
         delta_b = [a - b for a, b in zip(batched.params, state.params)]
@@ -60,7 +56,7 @@ def main() -> None:
         update_gap.append(_relative(delta_b, delta_s))
         v_gap.append(_relative(batched.adam_v, sequential.adam_v))
         # For scale: how different are two meta-updates from different tasks (same rule)?
-        other = _copy(state)
+        other = state.copy()
         other_images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
         other_images, other_labels = flatten_task(other_images)
         meta_step(spec, adam, other, to_tensor(other_images), torch.from_numpy(other_labels), order, step_size)

@@ -91,9 +91,7 @@ def main() -> None:
     adam = InnerAdam(config.lr)
     start = MetaState.fresh([p.to(device) for p in init_params(spec, torch.Generator().manual_seed(0))])
     variants = {"batched": partial(meta_step, spec, adam), "per-task loop": partial(per_task_meta_step, spec, adam)}
-    times = time_interleaved(variants, lambda: MetaState([p.clone() for p in start.params],
-                                                         [v.clone() for v in start.adam_v], 0),
-                             batches, config.meta_step, args.rounds)
+    times = time_interleaved(variants, start.copy, batches, config.meta_step, args.rounds)
     examples = config.meta_batch * config.inner_iters * config.inner_batch
     gflop = examples * conv_flops_per_example(spec) / 1e9
     print(f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "

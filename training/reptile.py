@@ -60,6 +60,10 @@ class MetaState:
     def fresh(cls, params: list) -> "MetaState":
         return cls(params, [torch.zeros_like(p) for p in params], 0)
 
+    def copy(self) -> "MetaState":
+        """An independent copy, so that several runs can start from the same state."""
+        return MetaState([p.clone() for p in self.params], [v.clone() for v in self.adam_v], self.adam_t)
+
 
 def _grouped(tensors: list, groups: int) -> list:
     return [t.unsqueeze(0).repeat(groups, *([1] * t.dim())) for t in tensors]
