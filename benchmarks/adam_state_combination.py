@@ -6,6 +6,9 @@ meta-iteration starts every task from the same carried (v, t) and averages the t
 (t grows by inner_iters). From the same state and the same tasks, this script runs both rules
 for one meta-iteration at a time and prints how much the meta-update and v differ, relative to
 their size. Each iteration starts both rules from the batched run's state (no drift).
+Both rules move the weights by the meta step size times a direction, so the directions are
+compared (step size 1) and the run then advances by the schedule's step size at the checkpoint's
+iteration: this also works on a finished run, whose schedule has reached 0.
 
   .venv/bin/python benchmarks/adam_state_combination.py --checkpoint runs/omniglot-5w5s/checkpoint.pt
 """
@@ -18,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training.checkpoint import load_trained  # noqa: E402
+from training.cli import positive_int  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.reptile import InnerAdam, meta_step, per_task_meta_step  # noqa: E402
 from training.tasks import flatten_task, minibatch_order, to_tensor  # noqa: E402
@@ -33,14 +37,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--iters", type=positive_int, default=20)
     args = parser.parse_args()
+    if not args.checkpoint.is_file():
+        parser.error(f"--checkpoint: no such file: {args.checkpoint}")
 
     payload, config, spec, state = load_trained(args.checkpoint)
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     rng = np.random.default_rng(12345)
     adam = InnerAdam(config.lr)
     n = config.ways * config.train_shots
+    # The schedule's step size; the measurements below use 1 (see the docstring).
     step_size = config.meta_step * (1 - payload["iteration"] / config.meta_iters)
     update_gap, v_gap, update_vs_noise = [], [], []
     for _ in range(args.iters):
@@ -49,8 +56,8 @@ def main() -> None:
         images, labels = to_tensor(images), torch.from_numpy(labels)
         order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
         batched, sequential = state.copy(), state.copy()
-        meta_step(spec, adam, batched, images, labels, order, step_size)
-        per_task_meta_step(spec, adam, sequential, images, labels, order, step_size, sequential_state=True)
+        meta_step(spec, adam, batched, images, labels, order, 1.0)
+        per_task_meta_step(spec, adam, sequential, images, labels, order, 1.0, sequential_state=True)
         delta_b = [a - b for a, b in zip(batched.params, state.params)]
         delta_s = [a - b for a, b in zip(sequential.params, state.params)]
         update_gap.append(_relative(delta_b, delta_s))
@@ -59,11 +66,12 @@ def main() -> None:
         other = state.copy()
         other_images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
         other_images, other_labels = flatten_task(other_images)
-        meta_step(spec, adam, other, to_tensor(other_images), torch.from_numpy(other_labels), order, step_size)
+        meta_step(spec, adam, other, to_tensor(other_images), torch.from_numpy(other_labels), order, 1.0)
         update_vs_noise.append(_relative(delta_b, [a - b for a, b in zip(other.params, state.params)]))
+        batched.params = [p + step_size * d for p, d in zip(state.params, delta_b)]
         state = batched
-    print(f"checkpoint iteration {payload['iteration']}, {args.iters} meta-iterations of {config.meta_batch} tasks "
-          f"x {config.inner_iters} inner steps (torch {torch.__version__})")
+    print(f"checkpoint iteration {payload['iteration']} (meta step size {step_size:.4g}), {args.iters} meta-iterations "
+          f"of {config.meta_batch} tasks x {config.inner_iters} inner steps (torch {torch.__version__})")
     print(f"  meta-update, batched (mean v) vs reference (sequential v): relative difference "
           f"median {np.median(update_gap):.4f} (max {max(update_gap):.4f})")
     print(f"  carried v after the meta-iteration: relative difference median {np.median(v_gap):.4f} (max {max(v_gap):.4f})")
