@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.cli import check_device  # noqa: E402
+from training.cli import check_device, positive_int  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.model import init_params  # noqa: E402
 from training.presets import PRESETS  # noqa: E402
@@ -55,8 +55,8 @@ def parse_arguments(description: str, preset: str, rounds: int, device: str) -> 
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=preset)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
-    parser.add_argument("--iters", type=int, default=30, help="meta-iterations per round and variant")
-    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--iters", type=positive_int, default=30, help="meta-iterations per round and variant")
+    parser.add_argument("--rounds", type=positive_int, default=rounds)
     parser.add_argument("--device", choices=["cpu", "cuda"], default=device)
     args = parser.parse_args()
     check_device(parser, args.device)

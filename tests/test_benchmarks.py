@@ -1,4 +1,4 @@
-"""The benchmark scripts run on real checkpoints (a finished run too) and reject bad flags clearly."""
+"""The training benchmarks run on real checkpoints (a finished run too) and reject bad flags clearly."""
 import os
 import re
 import subprocess
@@ -34,3 +34,9 @@ def test_adam_state_combination_names_the_bad_flag(tmp_path):
     assert missing.returncode == 2 and "--checkpoint: no such file" in missing.stderr
     zero = _python("benchmarks/adam_state_combination.py", "--checkpoint", str(tmp_path / "none.pt"), "--iters", "0")
     assert zero.returncode == 2 and "--iters" in zero.stderr
+
+
+def test_meta_train_throughput_names_the_bad_flag():
+    for flag in ("--iters", "--rounds"):
+        result = _python("benchmarks/meta_train_throughput.py", flag, "0")
+        assert result.returncode == 2 and f"argument {flag}: expected a positive integer" in result.stderr
