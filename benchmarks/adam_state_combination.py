@@ -39,10 +39,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
     parser.add_argument("--iters", type=positive_int, default=20)
     args = parser.parse_args()
-    if not args.checkpoint.is_file():
-        parser.error(f"--checkpoint: no such file: {args.checkpoint}")
-
-    payload, config, spec, state = load_trained(args.checkpoint)
+    try:
+        payload, config, spec, state = load_trained(args.checkpoint)
+    except ValueError as error:  # missing or not a checkpoint: the message says which, as `evaluate` does
+        parser.error(f"argument --checkpoint: {error}")
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     rng = np.random.default_rng(12345)
     adam = InnerAdam(config.lr)

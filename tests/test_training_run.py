@@ -17,10 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--filters", "16", "--eval-tasks", "4", "--no-progress", "--seed", "3"]
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _python(*args, timeout=600, **kwargs):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout,
+                          **kwargs)
+
+
 def _run(args, **kwargs):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600, **kwargs)
+    return _python("-m", "training", *args, **kwargs)
 
 
 def _final(out: Path) -> dict:
@@ -33,8 +39,7 @@ def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
     assert _run([*args, "--out", str(tmp_path / "whole")]).returncode == 0
 
     killed = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "training", *args, "--out", str(killed)], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "training", *args, "--out", str(killed)], cwd=ROOT, env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
@@ -67,9 +72,8 @@ def test_two_processes_give_the_same_result_as_one(tmp_path, omniglot_dir):
             "--eval-interval", "1000", *SMALL]
     one = _run([*args, "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     two = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "training", *args, "--out",
-                          str(tmp_path / "two")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          str(tmp_path / "two")], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = _final(tmp_path / "one"), _final(tmp_path / "two")
     moved = max(float((x - y).abs().max()) for x, y in zip(a["params"], _initial_params()))
