@@ -15,6 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training.checkpoint import load_trained  # noqa: E402
+from training.cli import comma_separated, positive_float, positive_int, ways_x_shots  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.evaluate import evaluate_modes  # noqa: E402
 
@@ -23,25 +24,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--steps", default="1,3,5,10,20,50,100")
-    parser.add_argument("--lrs", default="0.0015,0.003,0.006")
-    parser.add_argument("--settings", default="5x1,5x5,3x1", help="ways x shots, comma-separated")
+    parser.add_argument("--tasks", type=positive_int, default=1000)
+    parser.add_argument("--steps", type=comma_separated(positive_int, "positive integers"), default=[1, 3, 5, 10, 20, 50, 100])
+    parser.add_argument("--lrs", type=comma_separated(positive_float, "positive numbers"), default=[0.0015, 0.003, 0.006])
+    parser.add_argument("--settings", type=ways_x_shots, default=[(5, 1), (5, 5), (3, 1)], help="ways x shots, comma-separated")
     args = parser.parse_args()
-
-    payload, config, spec, state = load_trained(args.checkpoint)
+    try:
+        payload, config, spec, state = load_trained(args.checkpoint)
+    except ValueError as error:  # missing or not a checkpoint: the message says which, as `evaluate` does
+        parser.error(f"argument --checkpoint: {error}")
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
-    steps = [int(s) for s in args.steps.split(",")]
+    steps = args.steps
     print(f"checkpoint iteration {payload['iteration']} of {config.meta_iters}; {args.tasks} held-out tasks per cell "
           f"(the same tasks in every cell of a setting); accuracy % non-transductive / transductive\n")
-    for setting in args.settings.split(","):
-        ways, shots = (int(x) for x in setting.split("x"))
+    for ways, shots in args.settings:
         if ways != spec.ways:
-            print(f"(skipping {setting}: this measurement uses the trained {spec.ways}-way head only)\n")
+            print(f"(skipping {ways}x{shots}: this measurement uses the trained {spec.ways}-way head only)\n")
             continue
         print(f"{ways}-way {shots}-shot\n\n| lr \\ steps | " + " | ".join(map(str, steps)) + " |")
         print("|---" * (len(steps) + 1) + "|")
-        for lr in (float(x) for x in args.lrs.split(",")):
+        for lr in args.lrs:
             cells = []
             for n in steps:
                 result = evaluate_modes(spec, state, data.test, np.random.default_rng(7), ways=ways, shots=shots,

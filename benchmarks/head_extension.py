@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from training.checkpoint import load_trained  # noqa: E402
+from training.cli import comma_separated, positive_float, positive_int  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.evaluate import evaluate_modes  # noqa: E402
 from training.reptile import MetaState  # noqa: E402
@@ -38,21 +39,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
-    parser.add_argument("--tasks", type=int, default=500)
-    parser.add_argument("--classes", default="2,3,5,10")
-    parser.add_argument("--shots", default="1")
-    parser.add_argument("--steps", default="10,20")
-    parser.add_argument("--lr", type=float, default=0.003)
+    parser.add_argument("--tasks", type=positive_int, default=500)
+    parser.add_argument("--classes", type=comma_separated(positive_int, "positive integers"), default=[2, 3, 5, 10])
+    parser.add_argument("--shots", type=comma_separated(positive_int, "positive integers"), default=[1])
+    parser.add_argument("--steps", type=comma_separated(positive_int, "positive integers"), default=[10, 20])
+    parser.add_argument("--lr", type=positive_float, default=0.003)
     args = parser.parse_args()
-
-    payload, config, spec, state = load_trained(args.checkpoint)
+    try:
+        payload, config, spec, state = load_trained(args.checkpoint)
+    except ValueError as error:  # missing or not a checkpoint: the message says which, as `evaluate` does
+        parser.error(f"argument --checkpoint: {error}")
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     print(f"checkpoint iteration {payload['iteration']}; lr {args.lr}; {args.tasks} held-out tasks per cell "
           f"(the same tasks for every rule); accuracy % non-transductive / transductive\n")
     print("| classes x shots | steps | trained-rows | mean | mean-except |\n|---|---|---|---|---|")
-    for classes in (int(c) for c in args.classes.split(",")):
-        for shots in (int(s) for s in args.shots.split(",")):
-            for steps in (int(s) for s in args.steps.split(",")):
+    for classes in args.classes:
+        for shots in args.shots:
+            for steps in args.steps:
                 cells = []
                 for rule in ("trained-rows", "mean", "mean-except"):
                     params = state.params[:-2] + [head(p, classes, rule) for p in state.params[-2:]]

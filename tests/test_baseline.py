@@ -1,23 +1,13 @@
 """The joint-training baseline (training/baseline.py): a tiny run through the CLI whose checkpoint
 the standard `evaluate` command fine-tunes, bit-exact resume after an interruption, flag errors."""
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from test_training_run import _run
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--filters", "16", "--seed", "3", "--no-progress"]
-
-
-def _run(args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 """The training benchmarks run on real checkpoints (a finished run too) and reject bad flags clearly."""
 import re
 
+import pytest
+
 from test_training_run import SMALL, _python, _run
 
 
@@ -32,3 +34,34 @@ def test_meta_train_throughput_names_the_bad_flag():
     for flag in ("--iters", "--rounds"):
         result = _python("benchmarks/meta_train_throughput.py", flag, "0", timeout=300)
         assert result.returncode == 2 and f"argument {flag}: expected a positive integer" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["head_extension.py", "adaptation_steps.py", "adam_state_combination.py"])
+def test_a_file_that_is_not_a_checkpoint_is_named_as_such(tmp_path, script):
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("12 not a checkpoint\n")
+    result = _python(f"benchmarks/{script}", "--checkpoint", str(garbage), timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --checkpoint: cannot read checkpoint" in result.stderr
+    assert "not a checkpoint of this project" in result.stderr
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("head_extension.py", ["--tasks", "0"], "argument --tasks: expected a positive integer"),
+    ("head_extension.py", ["--steps", "10,0"], "argument --steps: expected comma-separated positive integers"),
+    ("head_extension.py", ["--lr", "-1"], "argument --lr: expected a positive number"),
+    ("adaptation_steps.py", ["--lrs", "0.003,x"], "argument --lrs: expected comma-separated positive numbers"),
+    ("adaptation_steps.py", ["--settings", "5x0"], "argument --settings: expected ways x shots pairs"),
+])
+def test_fine_tuning_benchmarks_name_the_bad_flag(tmp_path, script, flags, message):
+    result = _python(f"benchmarks/{script}", "--checkpoint", str(tmp_path / "none.pt"), *flags, timeout=300)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_says_a_file_is_not_a_checkpoint(tmp_path):
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("hello\n")
+    result = _run(["evaluate", "--checkpoint", str(garbage)], timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --checkpoint: cannot read checkpoint" in result.stderr
+    assert "not a checkpoint of this project" in result.stderr

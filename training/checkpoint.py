@@ -39,8 +39,11 @@ def save_checkpoint(path: Path, *, config: dict, spec: dict, state: MetaState, i
 def load_checkpoint(path: Path, device: str = "cpu") -> dict:
     try:
         payload = torch.load(Path(path), map_location=device, weights_only=False)
-    except (OSError, RuntimeError, EOFError) as error:
+    except OSError as error:
         raise ValueError(f"cannot read checkpoint {path}: {error}") from None
+    except Exception as error:  # unpickling arbitrary bytes fails in many ways, each meaning "not ours"
+        raise ValueError(f"cannot read checkpoint {path}: not a checkpoint of this project, or a damaged one "
+                         f"({type(error).__name__}: {error})") from None
     if not isinstance(payload, dict) or payload.get("format") != 1:
         raise ValueError(f"{path} is not a checkpoint of this project (format 1)")
     return payload

@@ -31,7 +31,19 @@ positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive numb
 unit_float = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
-def _settings(text: str) -> list:
+def comma_separated(convert, description: str):
+    """An argparse type for a comma-separated list whose items each pass `convert` (another such type)."""
+
+    def convert_list(text: str) -> list:
+        try:
+            return [convert(item) for item in text.split(",")]
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {description}, got {text!r}") from None
+
+    return convert_list
+
+
+def ways_x_shots(text: str) -> list:
     """"5x1,5x5" -> [(5, 1), (5, 5)]."""
     try:
         settings = [tuple(int(x) for x in item.split("x")) for item in text.split(",")]
@@ -130,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--bundle", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
     eb.add_argument("--data-dir", type=Path, help="where the Omniglot zips are (downloaded if missing)")
     eb.add_argument("--tasks", type=positive_int, default=10_000)
-    eb.add_argument("--settings", type=_settings, default=[(5, 1), (5, 5)],
+    eb.add_argument("--settings", type=ways_x_shots, default=[(5, 1), (5, 5)],
                     help="ways x shots, comma-separated (default 5x1,5x5)")
     eb.add_argument("--seed", type=nonnegative_int, default=1)
     eb.add_argument("--record", action="store_true",
