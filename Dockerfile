@@ -10,7 +10,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     REPTILE_DEMO_HOST=0.0.0.0 REPTILE_DEMO_PORT=8000 \
-    REPTILE_DEMO_MODEL=/app/static/models/omniglot-5w REPTILE_DEMO_MODELS_DIR=/app/static/models \
+    REPTILE_DEMO_MODEL=/app/static/models/omniglot-20w REPTILE_DEMO_MODELS_DIR=/app/static/models \
     REPTILE_DEMO_WEB_DIR=/app/web
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -20,6 +20,7 @@ COPY preprocessing/ preprocessing/
 RUN pip install '.[brotli]' && useradd --create-home --uid 10001 demo
 COPY web/ web/
 COPY --from=web /app/web/node_modules/onnxruntime-web/dist/ web/node_modules/onnxruntime-web/dist/
+COPY static/models/omniglot-20w/ static/models/omniglot-20w/
 COPY static/models/omniglot-5w/ static/models/omniglot-5w/
 COPY static/models/omniglot-5w-small/ static/models/omniglot-5w-small/
 USER demo

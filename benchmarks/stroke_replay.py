@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.browser_adapt import ARGS, CHROMIUM, start_server  # noqa: E402
 from demo_static.examples import STROKE_ZIPS, held_out_names, parse_strokes, rdp, render  # noqa: E402
+from server.config import DEFAULT_MODEL  # noqa: E402
 
 SIZE = 105
 
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "omniglot")
-    parser.add_argument("--model", type=Path, default=ROOT / "static" / "models" / "omniglot-5w")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--characters", type=int, default=20, help="held-out characters (at most 56)")
     parser.add_argument("--drawings", type=int, default=10, help="drawings per character (at most 20)")
     parser.add_argument("--epsilon", type=float, default=0.3,

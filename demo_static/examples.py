@@ -19,7 +19,7 @@ model. Coordinates: the trajectory frame is the PNG's 105 x 105 pixel frame with
 y down), after Ramer-Douglas-Peucker simplification within EPSILON_PX of the 105 px frame, with
 the time stamps in ms from the drawing's first point.
 
-    python -m demo_static.examples [--data-dir ../shared/data/omniglot] [--model static/models/omniglot-5w]
+    python -m demo_static.examples [--data-dir ../shared/data/omniglot] [--model static/models/omniglot-20w]
 """
 import argparse
 import io
@@ -28,6 +28,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from server.config import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "web" / "examples" / "heldout.json"
@@ -203,7 +205,7 @@ def build(data_dir: Path, model_dir: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "omniglot")
-    parser.add_argument("--model", type=Path, default=ROOT / "static" / "models" / "omniglot-5w")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     result = build(args.data_dir, args.model)

@@ -37,7 +37,7 @@ def add_serve_flags(parser):
     a = parser.add_argument
     a("--host", help="address to listen on (default 127.0.0.1)")
     a("--port", type=int, help="port (default 8000)")
-    a("--model", type=Path, help="bundle directory (default static/models/omniglot-5w)")
+    a("--model", type=Path, help="bundle directory (default static/models/omniglot-20w)")
     a("--workers", type=int, help="ONNX worker threads, one intra-op thread each (default: CPU count)")
     a("--queue", type=int, help="adaptations that may wait for a worker; more get 503 (default 16)")
     a("--timeout-s", type=float, dest="timeout_s", help="time limit per adaptation request in seconds (default 20)")

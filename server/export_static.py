@@ -13,6 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .config import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
 ORT_DIST = WEB / "node_modules" / "onnxruntime-web" / "dist"
@@ -144,8 +146,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="reptile-demo export-static",
                                      description="Write a server-less, browser-only copy of the demo into DIR.")
     parser.add_argument("dir", type=Path, help="output folder (created; an earlier export there is replaced)")
-    parser.add_argument("--model", type=Path, default=ROOT / "static" / "models" / "omniglot-5w",
-                        help="bundle directory (default static/models/omniglot-5w)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                        help="bundle directory (default static/models/omniglot-20w)")
     parser.add_argument("--classes", type=int, default=3, help="classes on the page at first (default 3)")
     parser.add_argument("--shots", type=int, default=1, help="examples per class at first (default 1)")
     parser.add_argument("--theme", choices=["light", "dark"], default="light")

@@ -65,3 +65,30 @@ def test_evaluate_says_a_file_is_not_a_checkpoint(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "argument --checkpoint: cannot read checkpoint" in result.stderr
     assert "not a checkpoint of this project" in result.stderr
+
+
+def test_model_comparison_gives_every_checkpoint_the_same_tasks(tmp_path, omniglot_dir):
+    out = tmp_path / "run"
+    trained = _run(["train", "--data-dir", str(omniglot_dir), "--out", str(out), "--meta-iters", "3",
+                    "--inner-iters", "2", *SMALL], timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes((out / "checkpoint.pt").read_bytes())
+    measured = _python("benchmarks/model_comparison.py", "--checkpoints", str(out / "checkpoint.pt"), str(copy),
+                       "--data-dir", str(omniglot_dir), "--tasks", "3", "--settings", "2x1,7x2", "--steps", "2",
+                       timeout=300)
+    assert measured.returncode == 0, measured.stderr
+    rows = [line for line in measured.stdout.splitlines() if re.match(r"\| \d+ x \d+ \|", line)]
+    assert [row.split(" | ")[0] for row in rows] == ["| 2 x 1", "| 7 x 2"]  # 7 classes from a 5-way head
+    for row in rows:
+        cells = row.strip(" |").split(" | ")[1:]
+        assert len(cells) == 2 and cells[0] == cells[1]  # the same model on the same tasks
+
+
+def test_model_comparison_names_the_bad_flag(tmp_path):
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("not a checkpoint\n")
+    result = _python("benchmarks/model_comparison.py", "--checkpoints", str(garbage), timeout=300)
+    assert result.returncode == 2 and "argument --checkpoints: cannot read checkpoint" in result.stderr
+    result = _python("benchmarks/model_comparison.py", "--checkpoints", str(garbage), "--steps", "0", timeout=300)
+    assert result.returncode == 2 and "argument --steps: expected a positive integer" in result.stderr

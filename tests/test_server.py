@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from server.app import create_app
-from server.config import Settings
+from server.config import DEFAULT_MODEL, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = ROOT / "static" / "models" / "omniglot-5w"
+BUNDLE = DEFAULT_MODEL  # the bundle the server serves by default
 PREVIEW_WARNING = json.loads((BUNDLE / "model.json").read_text()).get("warning")
 
 
@@ -124,7 +124,7 @@ def test_healthz_readyz(client):
     r = client.get("/readyz")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ready" and body["sha256_verified"] is True and body["model"] == "omniglot-5w"
+    assert body["status"] == "ready" and body["sha256_verified"] is True and body["model"] == BUNDLE.name
     assert body["workers"] == 2 and body["warning"] == PREVIEW_WARNING
 
 
@@ -142,8 +142,8 @@ def test_api_model_passes_the_warning_through(client):
     assert "accuracy" in m and m["input"]["preprocessing_spec"] == 1
     for name, entry in manifest["files"].items():
         assert m["files"][name]["sha256"] == entry["sha256"]
-        assert m["files"][name]["url"] == f"/models/omniglot-5w/{name}?v={entry['sha256'][:12]}"
-    assert m["manifest_url"].startswith("/models/omniglot-5w/model.json?v=")
+        assert m["files"][name]["url"] == f"/models/{BUNDLE.name}/{name}?v={entry['sha256'][:12]}"
+    assert m["manifest_url"].startswith(f"/models/{BUNDLE.name}/model.json?v=")
 
 
 def test_docs_and_openapi(client):
@@ -169,7 +169,7 @@ def test_adapt_png_base64_and_data_url(client):
         assert all(abs(sum(p) - 1) < 1e-4 for p in out["probabilities"])
         assert out["predictions"] == [int(np.argmax(p)) for p in out["probabilities"]]
         assert len(out["losses"]) == 3 and out["elapsed_ms"] > 0
-        assert out["model"] == "omniglot-5w" and out["warning"] == PREVIEW_WARNING
+        assert out["model"] == BUNDLE.name and out["warning"] == PREVIEW_WARNING
         assert out["steps"] == 3 and out["classes"] == 3 and out["optimizer"] == "adam"
         assert r.headers["cache-control"] == "no-store"
 
@@ -517,7 +517,7 @@ def test_pages_use_web_templates_with_the_contract(tmp_path):
         r = c.get("/?classes=4&shots=2&mode=server&theme=dark&utm_source=x")
         assert r.status_code == 200, r.text
         t = r.text
-        assert t.startswith("WEB-INDEX") and "model=omniglot-5w" in t and f"warning={PREVIEW_WARNING}" in t
+        assert t.startswith("WEB-INDEX") and f"model={BUNDLE.name}" in t and f"warning={PREVIEW_WARNING}" in t
         assert "classes=4 shots=2 mode=server theme=dark embed=False base=http://testserver" in t
         import hashlib
 
@@ -573,7 +573,7 @@ def test_security_headers(client):
     assert "x-frame-options" not in embed.headers
     assert embed.headers["cross-origin-resource-policy"] == "cross-origin"
     for path in ("/api/model", "/healthz", "/web/js/app.js", "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
-                 "/models/omniglot-5w/predict.onnx", "/sw.js", "/nope"):
+                 f"/models/{BUNDLE.name}/predict.onnx", "/sw.js", "/nope"):
         r = client.get(path)
         assert r.headers["x-content-type-options"] == "nosniff", path
         assert "frame-ancestors 'self'" in r.headers["content-security-policy"], path
@@ -595,8 +595,8 @@ def test_static_mime_types(client):
         "/web/icon.svg": "image/svg+xml", "/web/icon.png": "image/png",
         "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm": "application/wasm",
         "/vendor/onnxruntime-web/ort.wasm.min.mjs": "text/javascript",
-        "/models/omniglot-5w/predict.onnx": "application/octet-stream",
-        "/models/omniglot-5w/model.json": "application/json", "/sw.js": "text/javascript",
+        f"/models/{BUNDLE.name}/predict.onnx": "application/octet-stream",
+        f"/models/{BUNDLE.name}/model.json": "application/json", "/sw.js": "text/javascript",
     }
     for path, mime in expected.items():
         r = client.get(path)
@@ -617,16 +617,16 @@ def test_static_cache_control(client, web_dir):
         r = client.get(entry["url"])
         assert r.status_code == 200 and r.headers["cache-control"].endswith("immutable"), name
         assert hashlib.sha256(r.content).hexdigest() == entry["sha256"]
-    assert client.get("/models/omniglot-5w/predict.onnx").headers["cache-control"] == "no-cache"
-    assert client.get("/models/omniglot-5w/model.json").headers["cache-control"] == "no-cache"
+    assert client.get(f"/models/{BUNDLE.name}/predict.onnx").headers["cache-control"] == "no-cache"
+    assert client.get(f"/models/{BUNDLE.name}/model.json").headers["cache-control"] == "no-cache"
     assert client.get(model["manifest_url"]).headers["cache-control"].endswith("immutable")
     sw = client.get("/sw.js")
     assert sw.headers["cache-control"] == "no-cache" and sw.headers["service-worker-allowed"] == "/"
 
 
 def test_static_compression_and_etag(client):
-    for path in ("/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm", "/models/omniglot-5w/train_step_adam.onnx",
-                 "/web/js/app.js", "/web/css/app.css", "/models/omniglot-5w/model.json"):
+    for path in ("/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm", f"/models/{BUNDLE.name}/train_step_adam.onnx",
+                 "/web/js/app.js", "/web/css/app.css", f"/models/{BUNDLE.name}/model.json"):
         plain = client.get(path, headers={"accept-encoding": "identity"})
         assert "content-encoding" not in plain.headers, path
         gz = client.get(path, headers={"accept-encoding": "gzip"})
@@ -658,8 +658,8 @@ def test_static_refuses_what_it_must_not_serve(client):
                  "/web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs",
                  "/web/secret.py", "/web/.hidden.js", "/web/../server/app.py", "/web/%2e%2e/server/app.py",
                  "/web/js/..%2f..%2fserver/app.py", "/web/js", "/web/", "/web/missing.js",
-                 "/models/omniglot-5w/../../../pyproject.toml", "/models/omniglot-5w/nope.onnx",
-                 "/models/..%2f..%2fserver/app.py", "/models/omniglot-5w/%2e%2e%2fmodel.json"):
+                 f"/models/{BUNDLE.name}/../../../pyproject.toml", f"/models/{BUNDLE.name}/nope.onnx",
+                 "/models/..%2f..%2fserver/app.py", f"/models/{BUNDLE.name}/%2e%2e%2fmodel.json"):
         r = client.get(path)
         assert r.status_code == 404, (path, r.status_code)
     r = client.get("/vendor/onnxruntime-web/ort.webgl.min.js")
@@ -717,7 +717,7 @@ def test_other_bundles_are_served_by_name(tmp_path, web_dir):
     app = create_app(Settings(models_dir=models, web_dir=web_dir, workers=1))
     with TestClient(app) as c:
         assert c.get("/models/other/model.json").status_code == 200
-        assert c.get("/models/omniglot-5w/model.json").status_code == 200  # the served bundle, wherever it is
+        assert c.get(f"/models/{BUNDLE.name}/model.json").status_code == 200  # the served bundle, wherever it is
 
 
 def test_a_preview_bundle_is_labelled_everywhere(tmp_path):
@@ -748,12 +748,15 @@ def test_page_states_the_measured_accuracy(tmp_path):
         {"ways": 5, "shots": 5, "tasks": 10000, "non_transductive": {"accuracy": 0.991, "ci95": 0.001},
          "transductive": {"accuracy": 0.995, "ci95": 0.001}},
         {"ways": 5, "shots": 1, "tasks": 10000, "non_transductive": {"accuracy": 0.98123, "ci95": 0.00271},
-         "transductive": {"accuracy": 0.987, "ci95": 0.002}}]}
+         "transductive": {"accuracy": 0.987, "ci95": 0.002}},
+        {"ways": 10, "shots": 1, "tasks": 1000, "non_transductive": {"accuracy": 0.9721, "ci95": 0.0032},
+         "transductive": {"accuracy": 0.981, "ci95": 0.003}}]}
     (bundle / "model.json").write_text(json.dumps(manifest))  # model.json is not in its own sha256 list
     with TestClient(create_app(Settings(model=bundle, workers=1))) as c:
         page = re.sub(r"\s+", " ", c.get("/").text)
         assert "Measured on 10,000 tasks of 5 characters it never saw, one example drawing each, it named the right " \
-               "character 98.1&nbsp;% of the time (95&nbsp;% interval &plusmn;&nbsp;0.3)" in page
+               "character 98.1&nbsp;% of the time (95&nbsp;% interval &plusmn;&nbsp;0.3), with the same adaptation this " \
+               "page runs. With 10 characters: 97.2&nbsp;% (&plusmn;&nbsp;0.3)." in page
         card = re.search(r'<a href="([^"]+)">Model card</a>', page).group(1)
         assert c.get(card).status_code == 200
     manifest["accuracy"] = None
@@ -801,7 +804,7 @@ def test_behind_a_proxy_path_prefix(web_dir):
     app = create_app(Settings(web_dir=web_dir, workers=1, root_path="/demo"))
     with TestClient(app, root_path="/demo") as c:
         m = c.get("/api/model").json()
-        assert m["manifest_url"].startswith("/demo/models/omniglot-5w/model.json?v=")
+        assert m["manifest_url"].startswith(f"/demo/models/{BUNDLE.name}/model.json?v=")
         assert c.get(m["files"]["predict.onnx"]["url"].removeprefix("/demo")).status_code == 200
         page = c.get("/")
         assert 'href="/demo/api/model"' in page.text and "/demo/oembed?" in page.headers["link"]

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Settings, SettingsError, settings_from_env
+from server.config import DEFAULT_MODEL, Settings, SettingsError, settings_from_env
 from test_server import drawing, make_web_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 # the committed bundle's warning (None once it is the finished model)
-WARNING = json.loads((ROOT / "static/models/omniglot-5w/model.json").read_text()).get("warning")
+WARNING = json.loads((DEFAULT_MODEL / "model.json").read_text()).get("warning")
 
 
 def free_port() -> int:
@@ -139,7 +139,7 @@ def test_cli_refuses_bad_settings_and_bundles(tmp_path):
     assert out.returncode == 2 and "REPTILE_DEMO_PORT" in out.stderr
     out = run(["serve", "--workers", "0"])
     assert out.returncode == 2 and "workers" in out.stderr
-    default_steps = json.loads((ROOT / "static/models/omniglot-5w/model.json").read_text())["adaptation"]["steps"]
+    default_steps = json.loads((DEFAULT_MODEL / "model.json").read_text())["adaptation"]["steps"]
     out = run(["serve", "--max-steps", str(default_steps - 1)])  # below the bundle's default steps
     assert out.returncode == 2 and "max_steps" in out.stderr
     out = run(["--help"])
@@ -161,7 +161,7 @@ def test_settings_from_environment():
                 {"REPTILE_DEMO_FRAME_ANCESTORS": "'self'; script-src *"}, {"REPTILE_DEMO_LOG_LEVEL": "loud"}):
         with pytest.raises(SettingsError):
             settings_from_env(bad)
-    assert Settings().model.name == "omniglot-5w"
+    assert Settings().model == DEFAULT_MODEL and (DEFAULT_MODEL / "model.json").is_file()  # a committed bundle
 
 
 def test_console_script_is_declared():

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from bundle import build_head, load_bundle
+from server.config import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = ROOT / "static" / "models" / "omniglot-5w"
+BUNDLE = DEFAULT_MODEL  # the bundle the server serves by default
 SCRIPT = ROOT / "tests" / "js" / "engine_parity.mjs"
 ORT = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.mjs"
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from server.config import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "web" / "examples" / "heldout.json"
-BUNDLE = ROOT / "static" / "models" / "omniglot-5w"
+BUNDLE = DEFAULT_MODEL  # the bundle the server serves by default
 
 
 class Tags(HTMLParser):
@@ -98,7 +100,7 @@ def test_static_export(tmp_path):
     for name in ("index.html", "embed.html", "sw.js", "web/js/app.js", "web/js/worker.js", "web/js/engine.js",
                  "web/js/preprocess.js", "web/css/demo.css", "web/examples/heldout.json",
                  "vendor/onnxruntime-web/ort.wasm.min.mjs", "vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
-                 "models/omniglot-5w/model.json", "models/omniglot-5w/weights.safetensors"):
+                 f"models/{BUNDLE.name}/model.json", f"models/{BUNDLE.name}/weights.safetensors"):
         assert name in written and (site / name).is_file(), name
     assert not any(name.startswith("web/templates") or "node_modules" in name for name in written)
     index = (site / "index.html").read_text()
@@ -129,7 +131,7 @@ def test_export_static_is_a_reptile_demo_command(tmp_path):
     from server.cli import main
 
     assert main(["export-static", str(tmp_path / "site")]) == 0
-    assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / "models/omniglot-5w/model.json").is_file()
+    assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / f"models/{BUNDLE.name}/model.json").is_file()
     with pytest.raises(SystemExit) as missing:
         main(["export-static"])
     assert missing.value.code == 2

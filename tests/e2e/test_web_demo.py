@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.config import DEFAULT_MODEL
+
 from .conftest import FAST, adaptations, bars, draw, last_result, wait_adaptations
 
 pytestmark = pytest.mark.slow
@@ -18,7 +20,7 @@ def test_opens_working_with_examples_and_redraws_with_the_mouse(demo_server, new
     page.goto(f"{demo_server}/?{FAST}")
     wait_adaptations(page, 1)
     # the preview model's warning is on the page
-    manifest = json.loads((ROOT / "static/models/omniglot-5w/model.json").read_text())
+    manifest = json.loads((DEFAULT_MODEL / "model.json").read_text())
     if manifest.get("warning"):
         assert manifest["warning"] in page.locator(".model-warning").inner_text()
     # three classes of one held-out example each, one test drawing, predictions with the top class marked

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from server.config import DEFAULT_MODEL
+
 from .conftest import FAST, adaptations, bars, draw, wait_adaptations
 
 pytestmark = pytest.mark.slow
@@ -185,7 +187,7 @@ def test_static_export_runs_without_the_server(new_page, static_server, tmp_path
     from server.export_static import export_static
 
     site = tmp_path / "site"
-    written = export_static(site, ROOT / "static" / "models" / "omniglot-5w")
+    written = export_static(site, DEFAULT_MODEL)
     assert "index.html" in written and "vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm" in written
     host = static_server(site)
     page, watch = new_page(host.url)
