@@ -79,8 +79,9 @@ def exported(tmp_path_factory, omniglot):
         "config": config.to_dict(), "omniglot_zip_sha256": {"images_background.zip": "ab" * 32},
         "sessions": [{"command": "python -m training train --preset omniglot-5w5s --out run", "from_iteration": 0,
                       "device": "cpu", "machine": "x86_64  2 cpus", "threads": 2},
-                     {"command": "python -m training train --out run --resume", "from_iteration": 1,
-                      "device": "cpu", "machine": "x86_64  2 cpus", "threads": 1}]}))
+                     {"command": "python -m training train --out run --resume --device cuda", "from_iteration": 1,
+                      "device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "machine": "x86_64 x86_64 16 cpus",
+                      "threads": 16}]}))
     _, held_out = omniglot.split(config.seed)
     (run / "test_classes.txt").write_text("\n".join(omniglot.names[i] for i in held_out) + "\n")
     out = tmp_path_factory.mktemp("static") / "models" / "test-model"
@@ -168,7 +169,8 @@ def test_manifest_contents(exported, model):
     assert provenance["iteration"] == 2 and provenance["meta_iters"] == 100_000
     assert provenance["command"] == "python -m training train --preset omniglot-5w5s --out run"
     assert [x["from_iteration"] for x in provenance["sessions"]] == [0, 1]
-    assert provenance["training_device"] == "cpu (x86_64  2 cpus, 1 threads), cpu (x86_64  2 cpus, 2 threads)"
+    assert provenance["training_device"] == ("cpu (x86_64  2 cpus, 2 threads), "
+                                             "cuda NVIDIA H100 80GB HBM3 (x86_64 x86_64 16 cpus, 16 threads)")
     assert provenance["data_sha256"] == {"omniglot_zip_sha256": {"images_background.zip": "ab" * 32}}
     assert provenance["training_config"] == config.to_dict()
     assert len(provenance["code"]["git_commit"]) == 40 and isinstance(provenance["code"]["dirty"], bool)

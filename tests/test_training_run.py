@@ -125,6 +125,7 @@ def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device)
     assert trained.returncode == 0, trained.stderr
     session = json.loads((out / "config.json").read_text())["sessions"][0]
     assert session["device"].startswith(device)
+    assert bool(session.get("gpu")) == (device == "cuda")  # a GPU session names its card
     assert session["cuda_graph"] == (device == "cuda")  # a GPU replays the inner loop as a CUDA graph
     report = tmp_path / "eval.json"
     evaluated = _run(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--data-dir", str(omniglot_dir),

@@ -403,7 +403,8 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
             "command": sessions[0].get("command") if sessions else None,
             "sessions": sessions or None,
             "run_config_json": "config.json beside the checkpoint" if run_config else None,
-            "training_device": ", ".join(sorted({f"{s.get('device')} ({s.get('machine')}, {s.get('threads')} threads)"
+            "training_device": ", ".join(sorted({f"{s.get('device')}{' ' + s['gpu'] if s.get('gpu') else ''} "
+                                                 f"({s.get('machine')}, {s.get('threads')} threads)"
                                                  for s in sessions})) or None,
             "data_sha256": data_hashes or None,
             "code": code_version(),

@@ -122,6 +122,8 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
                    "threads": torch.get_num_threads(), "torch": torch.__version__,
                    "python": platform.python_version(),
                    "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus"}
+        if device.startswith("cuda"):  # the card decides the speed: provenance names it
+            session["gpu"] = torch.cuda.get_device_name(torch.device(device))
         config_path = out_dir / "config.json"
         sessions = json.loads(config_path.read_text()).get("sessions", []) if start and config_path.exists() else []
         sessions = [s for s in sessions if s["from_iteration"] < start] + [session]
