@@ -449,6 +449,16 @@ def test_evaluate_bundle_records_accuracy(exported, omniglot_dir, tmp_path, caps
     assert not list(copy.glob("*.part"))
 
 
+def test_evaluate_bundle_jobs_measure_the_same_tasks(exported, omniglot_dir, capsys):
+    """--jobs runs each setting in a process of its own: the figures must be those of one process."""
+    outputs = []
+    for jobs in ("1", "2"):
+        assert cli_main(["evaluate-bundle", "--bundle", str(exported["dir"]), "--data-dir", str(omniglot_dir),
+                         "--tasks", "3", "--settings", "3x1,2x2", "--jobs", jobs, "--no-progress"]) == 0
+        outputs.append(capsys.readouterr().out.splitlines())
+    assert len(outputs[0]) == 4 and outputs[0] == outputs[1]
+
+
 def test_evaluate_bundle_bad_input(exported, omniglot_dir, tmp_path, capsys):
     for settings, message in [("11x1", "outside the bundle's 2-10 classes"), ("5by1", "ways x shots pairs"),
                               ("5x0", "ways x shots pairs")]:
@@ -459,6 +469,9 @@ def test_evaluate_bundle_bad_input(exported, omniglot_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["evaluate-bundle", "--bundle", str(tmp_path / "nothing")])
     assert "argument --bundle" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["evaluate-bundle", "--bundle", str(exported["dir"]), "--jobs", "0"])
+    assert "argument --jobs: expected a positive integer" in capsys.readouterr().err
     copy = tmp_path / "unlisted"
     shutil.copytree(exported["dir"], copy)
     manifest = json.loads((copy / "model.json").read_text())

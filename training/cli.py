@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     eb.add_argument("--settings", type=ways_x_shots, default=[(5, 1), (5, 5)],
                     help="ways x shots, comma-separated (default 5x1,5x5)")
     eb.add_argument("--seed", type=nonnegative_int, default=1)
+    eb.add_argument("--jobs", type=positive_int, default=1,
+                    help="settings measured at once, one process each (the same tasks and results as --jobs 1)")
     eb.add_argument("--record", action="store_true",
                     help="write the figures into the bundle's model.json and MODEL_CARD.md")
     eb.add_argument("--no-progress", action="store_true")
@@ -264,7 +266,8 @@ def run_evaluate_bundle(parser, args) -> int:
 
     from bundle import BundleError, load_bundle
 
-    from .evaluate_bundle import accuracy_record, evaluate_bundle, record_accuracy, test_sampler
+    from .evaluate_bundle import (accuracy_record, evaluate_bundle, evaluate_setting, record_accuracy, setting_rng,
+                                  test_sampler)
 
     try:
         bundle = load_bundle(args.bundle, threads=1)
@@ -279,17 +282,29 @@ def run_evaluate_bundle(parser, args) -> int:
     sampler = test_sampler(bundle, args.data_dir)
     started = time.perf_counter()
     results = {}
+    pool = None
+    if args.jobs > 1 and len(args.settings) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: this process already holds onnxruntime sessions and their threads
+        pool = ProcessPoolExecutor(min(args.jobs, len(args.settings)), mp_context=multiprocessing.get_context("spawn"))
+        futures = {(ways, shots): pool.submit(evaluate_setting, args.bundle, args.data_dir, args.seed, ways, shots,
+                                              args.tasks) for ways, shots in args.settings}
     for ways, shots in args.settings:
-        bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot", unit="task",
-                                                 file=sys.stderr)
-        # one generator per setting, so a setting's tasks do not depend on which settings ran before it
-        results[ways, shots] = evaluate_bundle(bundle, sampler, np.random.default_rng([args.seed, ways, shots]),
-                                               ways=ways, shots=shots, tasks=args.tasks,
-                                               progress=bar.update if bar else None)
-        if bar:
-            bar.close()
+        if pool:
+            results[ways, shots] = futures[ways, shots].result()
+        else:
+            bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot", unit="task",
+                                                     file=sys.stderr)
+            results[ways, shots] = evaluate_bundle(bundle, sampler, setting_rng(args.seed, ways, shots), ways=ways,
+                                                   shots=shots, tasks=args.tasks, progress=bar.update if bar else None)
+            if bar:
+                bar.close()
         for mode, result in results[ways, shots].items():
             print(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}", flush=True)
+    if pool:
+        pool.shutdown()
     if args.record:
         command = _command_line(args)
         record_accuracy(args.bundle, accuracy_record(bundle, results, seed=args.seed, command=command,

@@ -66,6 +66,21 @@ def evaluate_bundle(bundle: Bundle, sampler: TaskSampler, rng: np.random.Generat
     return {mode: _summary(np.array(values)) for mode, values in scores.items()}
 
 
+def setting_rng(seed: int, ways: int, shots: int) -> np.random.Generator:
+    """One generator per setting, so a setting's tasks depend neither on which settings ran before it
+    nor on whether they ran in this process or another (--jobs)."""
+    return np.random.default_rng([seed, ways, shots])
+
+
+def evaluate_setting(bundle_dir: Path, data_dir, seed: int, ways: int, shots: int, tasks: int) -> dict:
+    """evaluate_bundle for one setting in a process of its own (--jobs): its own bundle and sampler."""
+    from bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir, threads=1)
+    return evaluate_bundle(bundle, test_sampler(bundle, data_dir, download=False), setting_rng(seed, ways, shots),
+                           ways=ways, shots=shots, tasks=tasks)
+
+
 def accuracy_record(bundle: Bundle, results: dict, *, seed: int, command: str, wall_s: float) -> dict:
     """The manifest's `accuracy` entry. results: {(ways, shots): {mode: EvalResult}}."""
     import onnxruntime
