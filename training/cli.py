@@ -260,7 +260,10 @@ def run_export(parser, args) -> int:
 
 
 def run_evaluate_bundle(parser, args) -> int:
+    import contextlib
+    import multiprocessing
     import time
+    from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
@@ -282,29 +285,27 @@ def run_evaluate_bundle(parser, args) -> int:
     sampler = test_sampler(bundle, args.data_dir)
     started = time.perf_counter()
     results = {}
-    pool = None
-    if args.jobs > 1 and len(args.settings) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: this process already holds onnxruntime sessions and their threads
-        pool = ProcessPoolExecutor(min(args.jobs, len(args.settings)), mp_context=multiprocessing.get_context("spawn"))
-        futures = {(ways, shots): pool.submit(evaluate_setting, args.bundle, args.data_dir, args.seed, ways, shots,
-                                              args.tasks) for ways, shots in args.settings}
-    for ways, shots in args.settings:
-        if pool:
-            results[ways, shots] = futures[ways, shots].result()
-        else:
-            bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot", unit="task",
-                                                     file=sys.stderr)
-            results[ways, shots] = evaluate_bundle(bundle, sampler, setting_rng(args.seed, ways, shots), ways=ways,
-                                                   shots=shots, tasks=args.tasks, progress=bar.update if bar else None)
-            if bar:
-                bar.close()
-        for mode, result in results[ways, shots].items():
-            print(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}", flush=True)
-    if pool:
-        pool.shutdown()
+    with contextlib.ExitStack() as stack:
+        pool = futures = None
+        if args.jobs > 1 and len(args.settings) > 1:
+            # spawn, not fork: this process already holds onnxruntime sessions and their threads
+            pool = stack.enter_context(ProcessPoolExecutor(min(args.jobs, len(args.settings)),
+                                                           mp_context=multiprocessing.get_context("spawn")))
+            futures = {(ways, shots): pool.submit(evaluate_setting, args.bundle, args.data_dir, args.seed, ways,
+                                                  shots, args.tasks) for ways, shots in args.settings}
+        for ways, shots in args.settings:
+            if futures:
+                results[ways, shots] = futures[ways, shots].result()
+            else:
+                bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot",
+                                                         unit="task", file=sys.stderr)
+                results[ways, shots] = evaluate_bundle(bundle, sampler, setting_rng(args.seed, ways, shots), ways=ways,
+                                                       shots=shots, tasks=args.tasks,
+                                                       progress=bar.update if bar else None)
+                if bar:
+                    bar.close()
+            for mode, result in results[ways, shots].items():
+                print(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}", flush=True)
     if args.record:
         command = _command_line(args)
         record_accuracy(args.bundle, accuracy_record(bundle, results, seed=args.seed, command=command,
