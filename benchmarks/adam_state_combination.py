@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.checkpoint import load_trained  # noqa: E402
-from training.cli import positive_int  # noqa: E402
+from training.cli import load_trained_flag, positive_int  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.reptile import InnerAdam, meta_step, per_task_meta_step  # noqa: E402
 from training.tasks import flatten_task, minibatch_order, to_tensor  # noqa: E402
@@ -39,10 +38,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
     parser.add_argument("--iters", type=positive_int, default=20)
     args = parser.parse_args()
-    try:
-        payload, config, spec, state = load_trained(args.checkpoint)
-    except ValueError as error:  # missing or not a checkpoint: the message says which, as `evaluate` does
-        parser.error(f"argument --checkpoint: {error}")
+    payload, config, spec, state = load_trained_flag(parser, args.checkpoint)
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     rng = np.random.default_rng(12345)
     adam = InnerAdam(config.lr)

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.checkpoint import load_trained  # noqa: E402
-from training.cli import comma_separated, positive_float, positive_int, ways_x_shots  # noqa: E402
+from training.cli import comma_separated, load_trained_flag, positive_float, positive_int, ways_x_shots  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.evaluate import evaluate_modes  # noqa: E402
 
@@ -29,10 +28,7 @@ def main() -> None:
     parser.add_argument("--lrs", type=comma_separated(positive_float, "positive numbers"), default=[0.0015, 0.003, 0.006])
     parser.add_argument("--settings", type=ways_x_shots, default=[(5, 1), (5, 5), (3, 1)], help="ways x shots, comma-separated")
     args = parser.parse_args()
-    try:
-        payload, config, spec, state = load_trained(args.checkpoint)
-    except ValueError as error:  # missing or not a checkpoint: the message says which, as `evaluate` does
-        parser.error(f"argument --checkpoint: {error}")
+    payload, config, spec, state = load_trained_flag(parser, args.checkpoint)
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     steps = args.steps
     print(f"checkpoint iteration {payload['iteration']} of {config.meta_iters}; {args.tasks} held-out tasks per cell "

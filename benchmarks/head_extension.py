@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.checkpoint import load_trained  # noqa: E402
-from training.cli import comma_separated, positive_float, positive_int  # noqa: E402
+from training.cli import comma_separated, load_trained_flag, positive_float, positive_int  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.evaluate import evaluate_modes  # noqa: E402
 from training.reptile import MetaState  # noqa: E402
@@ -35,6 +34,12 @@ def head(tensor: torch.Tensor, classes: int, rule: str) -> torch.Tensor:
     return tensor[torch.arange(classes) % trained].clone()
 
 
+def state_for_classes(state: MetaState, classes: int, rule: str) -> MetaState:
+    """The trained body and Adam state with the head (and its Adam v) built for `classes` by `rule`."""
+    return MetaState(state.params[:-2] + [head(p, classes, rule) for p in state.params[-2:]],
+                     state.adam_v[:-2] + [head(v, classes, rule) for v in state.adam_v[-2:]], state.adam_t)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -45,10 +50,7 @@ def main() -> None:
     parser.add_argument("--steps", type=comma_separated(positive_int, "positive integers"), default=[10, 20])
     parser.add_argument("--lr", type=positive_float, default=0.003)
     args = parser.parse_args()
-    try:
-        payload, config, spec, state = load_trained(args.checkpoint)
-    except ValueError as error:  # missing or not a checkpoint: the message says which, as `evaluate` does
-        parser.error(f"argument --checkpoint: {error}")
+    payload, config, spec, state = load_trained_flag(parser, args.checkpoint)
     data = load_task_data(config.dataset, args.data_dir, config.seed, download=False)
     print(f"checkpoint iteration {payload['iteration']}; lr {args.lr}; {args.tasks} held-out tasks per cell "
           f"(the same tasks for every rule); accuracy % non-transductive / transductive\n")
@@ -58,9 +60,7 @@ def main() -> None:
             for steps in args.steps:
                 cells = []
                 for rule in ("trained-rows", "mean", "mean-except"):
-                    params = state.params[:-2] + [head(p, classes, rule) for p in state.params[-2:]]
-                    v = state.adam_v[:-2] + [head(x, classes, rule) for x in state.adam_v[-2:]]
-                    result = evaluate_modes(dataclasses.replace(spec, ways=classes), MetaState(params, v, state.adam_t),
+                    result = evaluate_modes(dataclasses.replace(spec, ways=classes), state_for_classes(state, classes, rule),
                                             data.test, np.random.default_rng(11), ways=classes, shots=shots,
                                             inner_batch=classes * shots, inner_iters=steps, lr=args.lr, tasks=args.tasks)
                     cells.append(f"{100 * result[False].accuracy:.1f} / {100 * result[True].accuracy:.1f}")

@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.head_extension import head  # noqa: E402
-from training.checkpoint import load_trained  # noqa: E402
-from training.cli import positive_float, positive_int, ways_x_shots  # noqa: E402
+from benchmarks.head_extension import state_for_classes  # noqa: E402
+from training.cli import load_trained_flag, positive_float, positive_int, ways_x_shots  # noqa: E402
 from training.data import load_task_data  # noqa: E402
 from training.evaluate import evaluate_modes  # noqa: E402
-from training.reptile import MetaState  # noqa: E402
 
 
 def main() -> None:
@@ -34,12 +32,7 @@ def main() -> None:
     parser.add_argument("--steps", type=positive_int, default=10)
     parser.add_argument("--lr", type=positive_float, default=0.003)
     args = parser.parse_args()
-    models = {}
-    for path in args.checkpoints:
-        try:
-            models[path] = load_trained(path)
-        except ValueError as error:  # missing or not a checkpoint: the message says which, as `evaluate` does
-            parser.error(f"argument --checkpoints: {error}")
+    models = {path: load_trained_flag(parser, path, "--checkpoints") for path in args.checkpoints}
     splits = {payload["config"]["seed"] for payload, *_ in models.values()}
     if len(splits) != 1:
         parser.error("argument --checkpoints: the checkpoints were trained on different character splits "
@@ -54,9 +47,7 @@ def main() -> None:
     for classes, shots in args.settings:
         cells = []
         for payload, _, spec, state in models.values():
-            params = state.params[:-2] + [head(p, classes, "trained-rows") for p in state.params[-2:]]
-            v = state.adam_v[:-2] + [head(x, classes, "trained-rows") for x in state.adam_v[-2:]]
-            result = evaluate_modes(dataclasses.replace(spec, ways=classes), MetaState(params, v, state.adam_t),
+            result = evaluate_modes(dataclasses.replace(spec, ways=classes), state_for_classes(state, classes, "trained-rows"),
                                     data.test, np.random.default_rng(21), ways=classes, shots=shots,
                                     inner_batch=classes * shots, inner_iters=args.steps, lr=args.lr, tasks=args.tasks)
             cells.append(" / ".join(f"{100 * r.accuracy:.2f} ± {100 * r.ci95:.2f}" for r in (result[False], result[True])))

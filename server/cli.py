@@ -16,7 +16,7 @@ from pathlib import Path
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-from .config import ENV_PREFIX, SettingsError, settings_from_env  # noqa: E402
+from .config import DEFAULT_MODEL, ENV_PREFIX, ROOT, SettingsError, settings_from_env  # noqa: E402
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -37,7 +37,7 @@ def add_serve_flags(parser):
     a = parser.add_argument
     a("--host", help="address to listen on (default 127.0.0.1)")
     a("--port", type=int, help="port (default 8000)")
-    a("--model", type=Path, help="bundle directory (default static/models/omniglot-20w)")
+    a("--model", type=Path, help=f"bundle directory (default {DEFAULT_MODEL.relative_to(ROOT)})")
     a("--workers", type=int, help="ONNX worker threads, one intra-op thread each (default: CPU count)")
     a("--queue", type=int, help="adaptations that may wait for a worker; more get 503 (default 16)")
     a("--timeout-s", type=float, dest="timeout_s", help="time limit per adaptation request in seconds (default 20)")

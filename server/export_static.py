@@ -147,7 +147,7 @@ def main(argv=None) -> int:
                                      description="Write a server-less, browser-only copy of the demo into DIR.")
     parser.add_argument("dir", type=Path, help="output folder (created; an earlier export there is replaced)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                        help="bundle directory (default static/models/omniglot-20w)")
+                        help=f"bundle directory (default {DEFAULT_MODEL.relative_to(ROOT)})")
     parser.add_argument("--classes", type=int, default=3, help="classes on the page at first (default 3)")
     parser.add_argument("--shots", type=int, default=1, help="examples per class at first (default 1)")
     parser.add_argument("--theme", choices=["light", "dark"], default="light")

@@ -175,6 +175,16 @@ def _command_line(args) -> str:
     return "python -m training " + " ".join(shlex.quote(a) for a in args.argv)
 
 
+def load_trained_flag(parser, path: Path, flag: str = "--checkpoint"):
+    """training.checkpoint.load_trained, a missing or foreign file reported as an error naming `flag`."""
+    from .checkpoint import load_trained
+
+    try:
+        return load_trained(path)
+    except ValueError as error:  # missing, unreadable or not a checkpoint: the message says which
+        parser.error(f"argument {flag}: {error}")
+
+
 def check_device(parser, device: str) -> None:
     """A one-line CLI error for --device cuda where there is none (also used by the benchmarks)."""
     import torch
@@ -202,15 +212,11 @@ def run_train(parser, args) -> int:
 def run_evaluate(parser, args) -> int:
     from tqdm import tqdm
 
-    from .checkpoint import load_trained
     from .data import load_task_data
     from .evaluate import evaluate_modes
 
     check_device(parser, args.device)
-    try:
-        payload, config, spec, state = load_trained(args.checkpoint)
-    except ValueError as error:
-        parser.error(f"argument --checkpoint: {error}")
+    payload, config, spec, state = load_trained_flag(parser, args.checkpoint)
     ways = args.ways or config.ways
     if ways != spec.ways:
         parser.error(f"argument --ways: the checkpoint's head has {spec.ways} ways")

@@ -1,7 +1,6 @@
 """The demo page in Chromium: opens working with the example drawings, mouse drawing re-adapts,
 undo / clear, both modes agree, no console error, no request leaving the origin."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from server.config import DEFAULT_MODEL
 from .conftest import FAST, adaptations, bars, draw, last_result, wait_adaptations
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 STROKE = [(0.2, 0.3), (0.5, 0.35), (0.8, 0.3), (0.75, 0.7), (0.3, 0.75)]
 
 

@@ -3,7 +3,6 @@ prediction messages), keyboard-only use, Stop, save / load, the share link, offl
 the service worker, and the static export on a plain static server."""
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,6 @@ from .conftest import FAST, adaptations, bars, draw, wait_adaptations
 
 pytestmark = pytest.mark.slow
 expect = pytest.importorskip("playwright.sync_api").expect
-ROOT = Path(__file__).resolve().parents[2]
 
 PARENT = """<!doctype html><html><head><title>A blog</title></head><body>
 <p>A blog post about few-shot learning.</p><div style="height: 1600px">...</div>
