@@ -94,3 +94,21 @@ def test_all_reduce_path_runs_on_the_device_backend(device, tmp_path):
     for a, b in zip(alone.params + alone.adam_v, grouped.params + grouped.adam_v):
         assert b.device.type == device
         assert float((a - b).abs().max()) <= 1e-12
+
+
+def test_non_transductive_prediction_in_slices_equals_one_batch():
+    """Each (task, query) batch is independent (BatchNorm per batch): slicing the batches to bound
+    memory and CUDA's indexing changes no prediction."""
+    from training.evaluate import predict_queries
+    from training.reptile import _grouped
+
+    generator = torch.Generator().manual_seed(3)
+    params = [p + 0.1 * torch.randn(p.shape, dtype=p.dtype, generator=generator)
+              for p in _grouped(_state(1).params, 4)]  # four tasks with different weights
+    support = torch.rand(4, 6, 1, 28, 28, dtype=torch.float64, generator=generator)
+    queries = torch.rand(4, 3, 1, 28, 28, dtype=torch.float64, generator=generator)
+    whole = predict_queries(SPEC, params, support, queries, False, max_images=10**9)
+    for max_images in (1, 7, 15, 50):  # one batch a slice, one with a remainder, a few, several
+        assert torch.equal(predict_queries(SPEC, params, support, queries, False, max_images=max_images), whole)
+    assert whole.shape == (4, 3)
+    assert len(set(whole.flatten().tolist())) > 1  # the weights differ enough to tell slices apart

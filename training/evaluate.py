@@ -30,15 +30,27 @@ class EvalResult:
         return f"{100 * self.accuracy:.2f} ± {100 * self.ci95:.2f} % ({self.tasks} tasks)"
 
 
-def predict_queries(spec, params, support, queries, transductive: bool) -> torch.Tensor:
+# Images in one non-transductive forward. A 100-task chunk of 20-way 5-shot is 2,000 (task, query)
+# batches of 101 images: ~200,000 images at once overflow CUDA's 32-bit indexing in the grouped
+# convolution and take ~10 GB of activations, so the batches go through in slices of about this many.
+MAX_PREDICT_IMAGES = 20_000
+
+
+def predict_queries(spec, params, support, queries, transductive: bool,
+                    max_images: int = MAX_PREDICT_IMAGES) -> torch.Tensor:
     """Grouped params, support [G, n, ...], queries [G, q, ...] -> predicted labels [G, q]."""
     with torch.no_grad():
         if transductive:
             return forward(spec, params, queries).argmax(-1)
         groups, q = queries.shape[:2]
-        repeated = [p.repeat_interleave(q, dim=0) for p in params]
-        batches = torch.cat([support.repeat_interleave(q, dim=0), queries.reshape(groups * q, 1, *queries.shape[2:])], 1)
-        return forward(spec, repeated, batches)[:, -1].argmax(-1).reshape(groups, q)
+        pairs = torch.arange(groups * q, device=queries.device)  # one batch per (task, query) pair
+        per_slice = max(1, max_images // (support.shape[1] + 1))
+        predicted = []
+        for chunk in pairs.split(per_slice):
+            task, query = chunk // q, chunk % q
+            batches = torch.cat([support[task], queries[task, query].unsqueeze(1)], 1)
+            predicted.append(forward(spec, [p[task] for p in params], batches)[:, -1].argmax(-1))
+        return torch.cat(predicted).reshape(groups, q)
 
 
 def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, ways: int,
