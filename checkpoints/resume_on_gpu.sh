@@ -10,15 +10,16 @@
 # (DEVICE=cpu PYTHON=.venv/bin/python run it here, for trying it out.)
 # A kill at the time limit loses at most --checkpoint-interval iterations: checkpoints are written atomically.
 set -uo pipefail
-run="${1:?usage: resume_on_gpu.sh <run> [seconds]}"
+run="${1:?usage: resume_on_gpu.sh <run> [seconds] [train flags, e.g. --eval-interval 10000]}"
 seconds="${2:-480}"
+shift $(($# < 2 ? $# : 2))  # what is left goes to train
 carried="checkpoints/$run"
 [ -f "$carried/checkpoint.pt" ] || { echo "no $carried/checkpoint.pt" >&2; exit 2; }
 work="/tmp/$run"
 rm -rf "$work" && cp -r "$carried" "$work"
 export REPTILE_CACHE_DIR="$PWD/.cache" PYTHONUNBUFFERED=1
 [ "${DEVICE:-cuda}" = cuda ] && nvidia-smi -L
-timeout -s KILL "$seconds" "${PYTHON:-python3}" -m training train --out "$work" --resume --device "${DEVICE:-cuda}" --data-dir .gpudata --no-progress
+timeout -s KILL "$seconds" "${PYTHON:-python3}" -m training train --out "$work" --resume --device "${DEVICE:-cuda}" --data-dir .gpudata --no-progress "$@"
 echo "exit status $? (137: stopped at the time limit)"
 tail -2 "$work/metrics.jsonl"
 out="${OUT:-/tmp/resume-out}"
