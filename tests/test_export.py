@@ -452,11 +452,15 @@ def test_evaluate_bundle_records_accuracy(exported, omniglot_dir, tmp_path, caps
 def test_evaluate_bundle_jobs_measure_the_same_tasks(exported, omniglot_dir, capsys):
     """--jobs runs each setting in a process of its own: the figures must be those of one process."""
     outputs = []
-    for jobs in ("1", "2"):
+    for jobs, progress in (("1", ["--no-progress"]), ("2", ["--no-progress"]), ("2", [])):
         assert cli_main(["evaluate-bundle", "--bundle", str(exported["dir"]), "--data-dir", str(omniglot_dir),
-                         "--tasks", "3", "--settings", "3x1,2x2", "--jobs", jobs, "--no-progress"]) == 0
-        outputs.append(capsys.readouterr().out.splitlines())
-    assert len(outputs[0]) == 4 and outputs[0] == outputs[1]
+                         "--tasks", "3", "--settings", "3x1,2x2", "--jobs", jobs, *progress]) == 0
+        captured = capsys.readouterr()
+        outputs.append(captured.out.splitlines())
+    assert len(outputs[0]) == 4 and outputs[0] == outputs[1] == outputs[2]
+    # with progress, each worker's tasks move its own setting's bar to the end
+    assert "3-way 1-shot: 100%" in captured.err and "2-way 2-shot: 100%" in captured.err
+    assert "3/3" in captured.err
 
 
 def test_evaluate_bundle_bad_input(exported, omniglot_dir, tmp_path, capsys):

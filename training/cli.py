@@ -265,6 +265,24 @@ def run_export(parser, args) -> int:
     return 0
 
 
+def _result_with_progress(future, progress_queue, bars: dict):
+    """A worker's result, moving the progress bars with what the workers report meanwhile."""
+    from concurrent.futures import wait
+    from queue import Empty
+
+    while True:
+        finished = future.done()  # read before draining, so the last reports are drained too
+        while progress_queue is not None:
+            try:
+                setting, done = progress_queue.get_nowait()
+            except Empty:
+                break
+            bars[setting].update(done)
+        if finished:
+            return future.result()
+        wait([future], timeout=0.5)
+
+
 def run_evaluate_bundle(parser, args) -> int:
     import contextlib
     import multiprocessing
@@ -292,26 +310,30 @@ def run_evaluate_bundle(parser, args) -> int:
     started = time.perf_counter()
     results = {}
     with contextlib.ExitStack() as stack:
-        pool = futures = None
+        futures = progress_queue = None
+        bars = {}
+        if not args.no_progress:
+            bars = {(ways, shots): stack.enter_context(tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot",
+                                                            unit="task", file=sys.stderr, position=i))
+                    for i, (ways, shots) in enumerate(args.settings)}
         if args.jobs > 1 and len(args.settings) > 1:
             # spawn, not fork: this process already holds onnxruntime sessions and their threads
-            pool = stack.enter_context(ProcessPoolExecutor(min(args.jobs, len(args.settings)),
-                                                           mp_context=multiprocessing.get_context("spawn")))
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(min(args.jobs, len(args.settings)), mp_context=context))
+            if bars:  # the workers report tasks done through a queue, so every setting's bar moves
+                progress_queue = stack.enter_context(context.Manager()).Queue()
             futures = {(ways, shots): pool.submit(evaluate_setting, args.bundle, args.data_dir, args.seed, ways,
-                                                  shots, args.tasks) for ways, shots in args.settings}
+                                                  shots, args.tasks, progress_queue) for ways, shots in args.settings}
         for ways, shots in args.settings:
             if futures:
-                results[ways, shots] = futures[ways, shots].result()
+                results[ways, shots] = _result_with_progress(futures[ways, shots], progress_queue, bars)
             else:
-                bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot",
-                                                         unit="task", file=sys.stderr)
+                bar = bars.get((ways, shots))
                 results[ways, shots] = evaluate_bundle(bundle, sampler, setting_rng(args.seed, ways, shots), ways=ways,
                                                        shots=shots, tasks=args.tasks,
                                                        progress=bar.update if bar else None)
-                if bar:
-                    bar.close()
             for mode, result in results[ways, shots].items():
-                print(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}", flush=True)
+                (tqdm.write if bars else print)(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}")
     if args.record:
         command = _command_line(args)
         record_accuracy(args.bundle, accuracy_record(bundle, results, seed=args.seed, command=command,

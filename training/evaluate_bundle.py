@@ -72,13 +72,24 @@ def setting_rng(seed: int, ways: int, shots: int) -> np.random.Generator:
     return np.random.default_rng([seed, ways, shots])
 
 
-def evaluate_setting(bundle_dir: Path, data_dir, seed: int, ways: int, shots: int, tasks: int) -> dict:
-    """evaluate_bundle for one setting in a process of its own (--jobs): its own bundle and sampler."""
+def evaluate_setting(bundle_dir: Path, data_dir, seed: int, ways: int, shots: int, tasks: int,
+                     progress_queue=None) -> dict:
+    """evaluate_bundle for one setting in a process of its own (--jobs): its own bundle and sampler.
+    Tasks done are reported as ((ways, shots), count) on `progress_queue`, in batches to keep it quiet."""
     from bundle import load_bundle
 
     bundle = load_bundle(bundle_dir, threads=1)
+    total = unreported = 0
+
+    def progress(count: int) -> None:
+        nonlocal total, unreported
+        total, unreported = total + count, unreported + count
+        if unreported >= max(1, tasks // 200) or total == tasks:
+            progress_queue.put(((ways, shots), unreported))
+            unreported = 0
+
     return evaluate_bundle(bundle, test_sampler(bundle, data_dir, download=False), setting_rng(seed, ways, shots),
-                           ways=ways, shots=shots, tasks=tasks)
+                           ways=ways, shots=shots, tasks=tasks, progress=progress if progress_queue else None)
 
 
 def accuracy_record(bundle: Bundle, results: dict, *, seed: int, command: str, wall_s: float) -> dict:
