@@ -334,6 +334,7 @@ def run_evaluate_bundle(parser, args) -> int:
                                                        progress=bar.update if bar else None)
             for mode, result in results[ways, shots].items():
                 (tqdm.write if bars else print)(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}")
+                sys.stdout.flush()  # each figure as soon as it is known, also into a log file
     if args.record:
         command = _command_line(args)
         record_accuracy(args.bundle, accuracy_record(bundle, results, seed=args.seed, command=command,
