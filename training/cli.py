@@ -333,7 +333,7 @@ def run_evaluate_bundle(parser, args) -> int:
                                                        shots=shots, tasks=args.tasks,
                                                        progress=bar.update if bar else None)
             for mode, result in results[ways, shots].items():
-                (tqdm.write if bars else print)(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}")
+                tqdm.write(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}")  # to stdout, not across a bar
                 sys.stdout.flush()  # each figure as soon as it is known, also into a log file
     if args.record:
         command = _command_line(args)

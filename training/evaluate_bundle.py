@@ -75,21 +75,13 @@ def setting_rng(seed: int, ways: int, shots: int) -> np.random.Generator:
 def evaluate_setting(bundle_dir: Path, data_dir, seed: int, ways: int, shots: int, tasks: int,
                      progress_queue=None) -> dict:
     """evaluate_bundle for one setting in a process of its own (--jobs): its own bundle and sampler.
-    Tasks done are reported as ((ways, shots), count) on `progress_queue`, in batches to keep it quiet."""
+    Each task done is reported as ((ways, shots), 1) on `progress_queue` (a task takes far longer than a put)."""
     from bundle import load_bundle
 
     bundle = load_bundle(bundle_dir, threads=1)
-    total = unreported = 0
-
-    def progress(count: int) -> None:
-        nonlocal total, unreported
-        total, unreported = total + count, unreported + count
-        if unreported >= max(1, tasks // 200) or total == tasks:
-            progress_queue.put(((ways, shots), unreported))
-            unreported = 0
-
+    progress = (lambda count: progress_queue.put(((ways, shots), count))) if progress_queue else None
     return evaluate_bundle(bundle, test_sampler(bundle, data_dir, download=False), setting_rng(seed, ways, shots),
-                           ways=ways, shots=shots, tasks=tasks, progress=progress if progress_queue else None)
+                           ways=ways, shots=shots, tasks=tasks, progress=progress)
 
 
 def accuracy_record(bundle: Bundle, results: dict, *, seed: int, command: str, wall_s: float) -> dict:
