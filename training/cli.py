@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=nonnegative_int, default=1)
     ev.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ev.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ev.add_argument("--partial", type=Path,
+                    help="keep the progress in this file (rewritten every 100 tasks): rerun the same command to "
+                         "continue an interrupted evaluation; removed once the results are out")
     ev.add_argument("--no-progress", action="store_true")
 
     ex = commands.add_parser("export", help="write a checkpoint as a bundle of ONNX graphs + weights (docs/bundle.md)")
@@ -214,6 +217,8 @@ def run_evaluate(parser, args) -> int:
 
     from .data import load_task_data
     from .evaluate import evaluate_modes
+    from .evaluation_progress import EvaluationProgress
+    from .omniglot import file_digest
 
     check_device(parser, args.device)
     payload, config, spec, state = load_trained_flag(parser, args.checkpoint)
@@ -222,19 +227,30 @@ def run_evaluate(parser, args) -> int:
         parser.error(f"argument --ways: the checkpoint's head has {spec.ways} ways")
     state.params = [p.to(args.device) for p in state.params]
     state.adam_v = [v.to(args.device) for v in state.adam_v]
-    data = load_task_data(config.dataset, args.data_dir, config.seed)
     modes = {"both": (False, True), "transductive": (True,), "non-transductive": (False,)}[args.mode]
     splits = {"both": ["test", "train"], "test": ["test"], "train": ["train"]}[args.split]
     shots = args.shots or config.shots
+    settings = {"eval_batch": args.eval_batch or config.eval_batch, "eval_iters": args.eval_iters or config.eval_iters,
+                "lr": args.lr or config.lr, "seed": args.seed, "tasks": args.tasks}
+    saved = None
+    if args.partial:
+        key = {"checkpoint_sha256": file_digest(args.checkpoint, "sha256"), "ways": ways, "shots": shots,
+               "mode": args.mode, "adam_state": args.adam_state, **settings}
+        try:
+            saved = EvaluationProgress(args.partial, key, args.device)
+        except ValueError as error:
+            parser.error(f"argument --partial: {error}")
+    data = load_task_data(config.dataset, args.data_dir, config.seed)
     results = []
     for split in splits:
         sampler = data.test if split == "test" else data.train_eval
         bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"evaluate ({split})", unit="task", file=sys.stderr)
         by_mode = evaluate_modes(spec, state, sampler, np.random.default_rng(args.seed), ways=ways, shots=shots,
-                                 inner_batch=args.eval_batch or config.eval_batch,
-                                 inner_iters=args.eval_iters or config.eval_iters, lr=args.lr or config.lr,
-                                 tasks=args.tasks, modes=modes, use_adam_state=args.adam_state == "carry",
-                                 progress=bar.update if bar else None)
+                                 inner_batch=settings["eval_batch"], inner_iters=settings["eval_iters"],
+                                 lr=settings["lr"], tasks=args.tasks, modes=modes,
+                                 use_adam_state=args.adam_state == "carry", progress=bar.update if bar else None,
+                                 resume=saved.resume(split) if saved else None,
+                                 on_chunk=saved.saver(split) if saved else None)
         if bar:
             bar.close()
         for transductive, result in by_mode.items():
@@ -244,11 +260,12 @@ def run_evaluate(parser, args) -> int:
             results.append({"split": split, "transductive": transductive, "ways": ways, "shots": shots,
                             **result.to_dict()})
     if args.json:
-        settings = {"eval_batch": args.eval_batch or config.eval_batch, "eval_iters": args.eval_iters or config.eval_iters,
-                    "lr": args.lr or config.lr, "seed": args.seed, "tasks": args.tasks}
+        devices = saved.devices if saved else [args.device]  # more than one: a --partial evaluation moved
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "iteration": payload["iteration"],
-                                         "adam_state": args.adam_state, "settings": settings, "results": results},
-                                        indent=2))
+                                         "adam_state": args.adam_state, "settings": settings, "devices": devices,
+                                         "results": results}, indent=2))
+    if saved:
+        saved.finished()
     return 0
 
 

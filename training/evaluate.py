@@ -34,6 +34,7 @@ class EvalResult:
 # batches of 101 images: ~200,000 images at once overflow CUDA's 32-bit indexing in the grouped
 # convolution and take ~10 GB of activations, so the batches go through in slices of about this many.
 MAX_PREDICT_IMAGES = 20_000
+MODE_NAMES = {False: "non_transductive", True: "transductive"}
 
 
 def predict_queries(spec, params, support, queries, transductive: bool,
@@ -55,15 +56,25 @@ def predict_queries(spec, params, support, queries, transductive: bool,
 
 def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, ways: int,
                    shots: int, inner_batch: int, inner_iters: int, lr: float, tasks: int, modes=(False, True),
-                   use_adam_state: bool = True, chunk: int = 100, progress=None) -> dict:
+                   use_adam_state: bool = True, chunk: int = 100, progress=None, resume: dict | None = None,
+                   on_chunk=None) -> dict:
     """Accuracy on `tasks` random tasks for each prediction mode in `modes` (transductive: bool).
 
     Fine-tuning does not depend on the mode, so every mode is scored on the same fine-tuned
-    models: one fine-tuning per task, and the modes compare on identical tasks."""
+    models: one fine-tuning per task, and the modes compare on identical tasks.
+
+    After every chunk, on_chunk(progress) gets {"rng": the generator's state, "scores": {mode name:
+    [score of each task so far]}}; passing that back as `resume` (same settings and chunk) continues
+    the evaluation with exactly the tasks and scores of an uninterrupted one."""
     adam = InnerAdam(lr=lr)
     device = state.params[0].device
     correct = {mode: [] for mode in modes}
-    done = 0
+    if resume:
+        rng.bit_generator.state = resume["rng"]
+        correct = {mode: list(resume["scores"][MODE_NAMES[mode]]) for mode in modes}
+    done = len(correct[modes[0]])
+    if progress and done:
+        progress(done)
     while done < tasks:
         groups = min(chunk, tasks - done)
         images, _ = sampler.sample(rng, groups, ways, shots + 1)
@@ -79,11 +90,14 @@ def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng:
         params, _, _ = inner_loop(spec, adam, params, v, t, support, labels, order)
         for mode in modes:
             predicted = predict_queries(spec, params, support, queries, mode)
-            correct[mode].append((predicted.cpu() == torch.arange(ways)).double().mean(1).numpy())
+            correct[mode].extend((predicted.cpu() == torch.arange(ways)).double().mean(1).tolist())
         done += groups
+        if on_chunk:
+            on_chunk({"rng": rng.bit_generator.state,
+                      "scores": {MODE_NAMES[mode]: list(scores) for mode, scores in correct.items()}})
         if progress:
             progress(groups)
-    return {mode: _summary(np.concatenate(rows)) for mode, rows in correct.items()}
+    return {mode: _summary(np.array(scores)) for mode, scores in correct.items()}
 
 
 def _summary(per_task: np.ndarray) -> EvalResult:
