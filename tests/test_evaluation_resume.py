@@ -64,6 +64,14 @@ def _evaluate_args(checkpoint, omniglot_dir, report, *extra):
             "--shots", "1", "--eval-iters", "5", "--split", "both", "--json", str(report), "--no-progress", *extra]
 
 
+def _tasks_saved(partial) -> int:
+    """Tasks of the test split in the progress file so far (it is replaced atomically, never torn)."""
+    if not partial.exists():
+        return 0
+    saved = json.loads(partial.read_text())["splits"].get("test")
+    return len(saved["scores"]["transductive"]) if saved else 0
+
+
 def test_killed_evaluation_continues_from_its_progress_file(tmp_path, checkpoint, omniglot_dir):
     whole = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "whole.json"))
     assert whole.returncode == 0, whole.stderr
@@ -73,13 +81,12 @@ def test_killed_evaluation_continues_from_its_progress_file(tmp_path, checkpoint
     process = subprocess.Popen([sys.executable, "-m", "training", *args], cwd=ROOT, env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not partial.exists() and time.time() < deadline and process.poll() is None:
+    while not _tasks_saved(partial) and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the evaluation ended before it could be killed"
-    progress = json.loads(partial.read_text())
-    assert 0 < len(progress["splits"]["test"]["scores"]["transductive"]) < 400
-    assert progress["devices"] == ["cpu"]
+    assert 0 < _tasks_saved(partial) < 400
+    assert json.loads(partial.read_text())["devices"] == ["cpu"]
 
     resumed = _run(args)
     assert resumed.returncode == 0, resumed.stderr
@@ -88,7 +95,7 @@ def test_killed_evaluation_continues_from_its_progress_file(tmp_path, checkpoint
     assert not partial.exists()  # removed once the results are out
 
 
-def test_progress_file_of_other_settings_is_refused(tmp_path, checkpoint, omniglot_dir):
+def test_bad_progress_or_report_paths_are_refused_before_the_work(tmp_path, checkpoint, omniglot_dir):
     partial = tmp_path / "progress.json"
     partial.write_text(json.dumps({"key": {"seed": 2, "tasks": 400}, "devices": ["cpu"], "splits": {}}))
     refused = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(partial)))
@@ -98,3 +105,9 @@ def test_progress_file_of_other_settings_is_refused(tmp_path, checkpoint, omnigl
     garbled = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(partial)))
     assert garbled.returncode == 2 and "not an evaluation progress file" in garbled.stderr
     assert partial.read_text() == "not json"  # nothing of the user's is overwritten
+    unwritable = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial",
+                                     str(tmp_path / "no-such-dir" / "progress.json")))
+    assert unwritable.returncode == 2 and "argument --partial: cannot write" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
+    no_json_dir = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "no-such-dir" / "r.json"))
+    assert no_json_dir.returncode == 2 and "argument --json: directory" in no_json_dir.stderr

@@ -221,6 +221,8 @@ def run_evaluate(parser, args) -> int:
     from .omniglot import file_digest
 
     check_device(parser, args.device)
+    if args.json and not args.json.parent.is_dir():  # found now, not after hours of evaluation
+        parser.error(f"argument --json: directory {args.json.parent} does not exist")
     payload, config, spec, state = load_trained_flag(parser, args.checkpoint)
     ways = args.ways or config.ways
     if ways != spec.ways:

@@ -20,6 +20,10 @@ class EvaluationProgress:
         Raises ValueError when the file is not one of these or was started with other settings."""
         self.path, self.key, self.splits, self.devices = Path(path), key, {}, [device]
         if not self.path.exists():
+            try:  # now, so that an unwritable path is an error before the work, not after it
+                self._write()
+            except OSError as error:
+                raise ValueError(f"cannot write {self.path}: {error.strerror}") from None
             return
         try:
             saved = json.loads(self.path.read_text())
@@ -40,8 +44,11 @@ class EvaluationProgress:
         """The on_chunk callback for `split`: records its progress and rewrites the file."""
         def save(progress: dict) -> None:
             self.splits[split] = progress
-            write_atomic_text(self.path, json.dumps({"key": self.key, "devices": self.devices, "splits": self.splits}))
+            self._write()
         return save
+
+    def _write(self) -> None:
+        write_atomic_text(self.path, json.dumps({"key": self.key, "devices": self.devices, "splits": self.splits}))
 
     def finished(self) -> None:
         """The evaluation is complete and reported: the file is no longer needed."""
