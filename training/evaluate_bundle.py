@@ -14,10 +14,10 @@ import numpy as np
 
 from bundle import Bundle
 
-from .evaluate import _summary
+from .evaluate import MODE_NAMES, _summary
 from .tasks import TaskSampler
 
-MODES = {"non_transductive": False, "transductive": True}
+MODES = {name: transductive for transductive, name in MODE_NAMES.items()}  # name -> transductive
 
 
 def test_sampler(bundle: Bundle, data_dir=None, download: bool = True) -> TaskSampler:

@@ -13,7 +13,6 @@ make_fx(tracing_mode="symbolic") with the core ATen decompositions plus hand-wri
 aten.convolution_backward (onnx has no such op) and aten.threshold_backward -> torch.onnx.export(dynamo=True),
 opset 18. eps is a graph input because the exporter's optimizer drops constants <= 1e-8.
 """
-import hashlib
 import json
 import platform
 import shutil
@@ -26,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.fx.experimental.proxy_tensor import make_fx
+
+from bundle import sha256_file
 
 from .checkpoint import load_checkpoint
 from .model import BN_EPS, ModelSpec, conv_block, init_params
@@ -276,14 +277,6 @@ def _check_graph(path: Path, kind: str, fn, example: list, tolerance: float = 1e
 
 
 # ----------------------------------------------------------------------------- the bundle
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _git(*args, cwd: Path) -> str | None:
     try:
