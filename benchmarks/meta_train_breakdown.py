@@ -25,15 +25,16 @@ from training.model import BN_EPS, ModelSpec, init_params, task_losses  # noqa: 
 from training.reptile import _grouped  # noqa: E402
 
 
-def conv(spec, h, weight, scale, shift, groups=1):
+def conv(spec, h, weight, scale, shift, groups=1, batches=1):
     return F.conv2d(h, weight, stride=2, padding=1, groups=groups)
 
 
 LAYERS = {
     "the model": model.conv_block,
-    "no ReLU": lambda spec, h, w, sc, sh, groups=1: F.batch_norm(conv(spec, h, w, sc, sh, groups), None, None, sc, sh,
-                                                                  training=True, eps=BN_EPS),
-    "no BatchNorm": lambda spec, h, w, sc, sh, groups=1: F.relu(conv(spec, h, w, sc, sh, groups)),
+    # the training step has one batch per group (batches=1)
+    "no ReLU": lambda spec, h, w, sc, sh, groups=1, batches=1: F.batch_norm(conv(spec, h, w, sc, sh, groups), None,
+                                                                             None, sc, sh, training=True, eps=BN_EPS),
+    "no BatchNorm": lambda spec, h, w, sc, sh, groups=1, batches=1: F.relu(conv(spec, h, w, sc, sh, groups)),
     "convolutions only": conv,
 }
 

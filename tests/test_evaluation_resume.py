@@ -50,6 +50,16 @@ def test_resumed_evaluation_equals_an_uninterrupted_one():
     assert len({r.accuracy for r in whole.values()} | {0.0, 1.0}) > 2  # not a degenerate all-or-nothing score
 
 
+def test_tasks_computed_in_parts_score_as_one_chunk(monkeypatch):
+    """On a CPU a chunk's tasks are fine-tuned in parts of CPU_TASKS_AT_ONCE: the same tasks and draws."""
+    import training.evaluate
+
+    monkeypatch.setattr(training.evaluate, "CPU_TASKS_AT_ONCE", 100)
+    whole = _evaluate()
+    monkeypatch.setattr(training.evaluate, "CPU_TASKS_AT_ONCE", 3)  # parts of 3, 3, 3 and 1 in a chunk of 10
+    assert _evaluate() == whole
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, omniglot_dir):
     out = tmp_path_factory.mktemp("run")

@@ -96,9 +96,20 @@ def test_all_reduce_path_runs_on_the_device_backend(device, tmp_path):
         assert float((a - b).abs().max()) <= 1e-12
 
 
-def test_non_transductive_prediction_in_slices_equals_one_batch():
-    """Each (task, query) batch is independent (BatchNorm per batch): slicing the batches to bound
-    memory and CUDA's indexing changes no prediction."""
+def test_forward_with_interleaved_batches_equals_separate_batches():
+    """forward(..., batches=b): each of the b batches gets its own BatchNorm statistics, exactly as if
+    it went through alone (what lets non-transductive prediction share one convolution per task)."""
+    params = [p[None] for p in init_params(SPEC, torch.Generator().manual_seed(1), torch.float64)]
+    batches = torch.rand(5, 3, 1, 28, 28, dtype=torch.float64)  # 3 batches of 5 images, [image, batch]
+    together = forward(SPEC, params, batches.reshape(1, 15, 1, 28, 28), batches=3)[0].reshape(5, 3, -1)
+    for j in range(3):
+        alone = forward(SPEC, params, batches[None, :, j])[0]
+        assert float((together[:, j] - alone).abs().max()) <= 1e-12
+    assert float((together[:, 0] - together[:, 1]).abs().max()) > 1e-3  # the batches really differ
+
+
+def test_non_transductive_prediction_is_one_batch_per_query():
+    """Each query is predicted in a batch with its task's support set and no other query."""
     from training.evaluate import predict_queries
     from training.reptile import _grouped
 
@@ -107,8 +118,11 @@ def test_non_transductive_prediction_in_slices_equals_one_batch():
               for p in _grouped(_state(1).params, 4)]  # four tasks with different weights
     support = torch.rand(4, 6, 1, 28, 28, dtype=torch.float64, generator=generator)
     queries = torch.rand(4, 3, 1, 28, 28, dtype=torch.float64, generator=generator)
-    whole = predict_queries(SPEC, params, support, queries, False, max_images=10**9)
-    for max_images in (1, 7, 15, 50):  # one batch a slice, one with a remainder, a few, several
-        assert torch.equal(predict_queries(SPEC, params, support, queries, False, max_images=max_images), whole)
-    assert whole.shape == (4, 3)
-    assert len(set(whole.flatten().tolist())) > 1  # the weights differ enough to tell slices apart
+    predicted = predict_queries(SPEC, params, support, queries, False)
+    for task in range(4):
+        for query in range(3):
+            batch = torch.cat([support[task], queries[task, query, None]])[None]
+            logits = forward(SPEC, [p[task : task + 1] for p in params], batch)[0, -1]
+            assert int(predicted[task, query]) == int(logits.argmax())
+    assert predicted.shape == (4, 3)
+    assert len(set(predicted.flatten().tolist())) > 1  # not one class for everything

@@ -30,28 +30,26 @@ class EvalResult:
         return f"{100 * self.accuracy:.2f} ± {100 * self.ci95:.2f} % ({self.tasks} tasks)"
 
 
-# Images in one non-transductive forward. A 100-task chunk of 20-way 5-shot is 2,000 (task, query)
-# batches of 101 images: ~200,000 images at once overflow CUDA's 32-bit indexing in the grouped
-# convolution and take ~10 GB of activations, so the batches go through in slices of about this many.
-MAX_PREDICT_IMAGES = 20_000
 MODE_NAMES = {False: "non_transductive", True: "transductive"}
+# Tasks fine-tuned together on a CPU: ten tasks' activations stay in its caches. Measured on 20-way
+# 5-shot, 2 threads: 260 ms a task in tens, 416 ms with a whole chunk of 100. A GPU takes the chunk.
+CPU_TASKS_AT_ONCE = 10
 
 
-def predict_queries(spec, params, support, queries, transductive: bool,
-                    max_images: int = MAX_PREDICT_IMAGES) -> torch.Tensor:
+def predict_queries(spec, params, support, queries, transductive: bool) -> torch.Tensor:
     """Grouped params, support [G, n, ...], queries [G, q, ...] -> predicted labels [G, q]."""
     with torch.no_grad():
         if transductive:
             return forward(spec, params, queries).argmax(-1)
-        groups, q = queries.shape[:2]
-        pairs = torch.arange(groups * q, device=queries.device)  # one batch per (task, query) pair
-        per_slice = max(1, max_images // (support.shape[1] + 1))
+        q = queries.shape[1]
         predicted = []
-        for chunk in pairs.split(per_slice):
-            task, query = chunk // q, chunk % q
-            batches = torch.cat([support[task], queries[task, query].unsqueeze(1)], 1)
-            predicted.append(forward(spec, [p[task] for p in params], batches)[:, -1].argmax(-1))
-        return torch.cat(predicted).reshape(groups, q)
+        for task in range(queries.shape[0]):  # a task's q batches (support + one query) share its weights
+            batches = torch.cat([support[task].unsqueeze(1).expand(-1, q, *support.shape[2:]),
+                                 queries[task].unsqueeze(0)])  # [n + 1, q, ...]: batch j is column j
+            logits = forward(spec, [p[task : task + 1] for p in params], batches.reshape(1, -1, *support.shape[2:]),
+                             batches=q)
+            predicted.append(logits[0, -q:].argmax(-1))  # the last row of each batch is its query
+        return torch.stack(predicted)
 
 
 def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, ways: int,
@@ -75,6 +73,7 @@ def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng:
     done = len(correct[modes[0]])
     if progress and done:
         progress(done)
+    at_once = chunk if device.type == "cuda" else CPU_TASKS_AT_ONCE
     while done < tasks:
         groups = min(chunk, tasks - done)
         images, _ = sampler.sample(rng, groups, ways, shots + 1)
@@ -82,15 +81,19 @@ def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng:
         queries = to_tensor(images[:, :, shots]).to(device)
         support, labels = to_tensor(support).to(device), torch.from_numpy(labels).to(device)
         order = minibatch_order(rng, groups, support.shape[1], inner_batch, inner_iters)
-        params = _grouped([p.detach() for p in state.params], groups)
-        if use_adam_state:
-            v, t = _grouped(state.adam_v, groups), state.adam_t
-        else:
-            v, t = [torch.zeros_like(p) for p in params], 0
-        params, _, _ = inner_loop(spec, adam, params, v, t, support, labels, order)
-        for mode in modes:
-            predicted = predict_queries(spec, params, support, queries, mode)
-            correct[mode].extend((predicted.cpu() == torch.arange(ways)).double().mean(1).tolist())
+        for part in range(0, groups, at_once):  # the chunk's tasks and draws, computed in parts
+            tasks_here = slice(part, part + at_once)
+            size = min(at_once, groups - part)
+            params = _grouped([p.detach() for p in state.params], size)
+            if use_adam_state:
+                v, t = _grouped(state.adam_v, size), state.adam_t
+            else:
+                v, t = [torch.zeros_like(p) for p in params], 0
+            params, _, _ = inner_loop(spec, adam, params, v, t, support[tasks_here], labels[tasks_here],
+                                      order[:, tasks_here])
+            for mode in modes:
+                predicted = predict_queries(spec, params, support[tasks_here], queries[tasks_here], mode)
+                correct[mode].extend((predicted.cpu() == torch.arange(ways)).double().mean(1).tolist())
         done += groups
         if on_chunk:
             on_chunk({"rng": rng.bit_generator.state,

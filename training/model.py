@@ -64,23 +64,33 @@ def init_params(spec: ModelSpec, generator: torch.Generator, dtype=torch.float32
     return params
 
 
-def conv_block(spec: ModelSpec, h: torch.Tensor, weight, scale, shift, groups: int = 1) -> torch.Tensor:
+def conv_block(spec: ModelSpec, h: torch.Tensor, weight, scale, shift, groups: int = 1, batches: int = 1) -> torch.Tensor:
     """One layer: conv 3x3 (no bias), BatchNorm with batch statistics, [max-pool,] ReLU. h [n, G*C, H, W],
-    weight [G*F, C, 3, 3], scale and shift [G*F]. Also the exported single model's layer (G = 1)."""
+    weight [G*F, C, 3, 3], scale and shift [G*F]. Also the exported single model's layer (G = 1).
+
+    batches > 1: the n rows are that many independent batches interleaved (row i * batches + j is
+    image i of batch j), each with its own statistics, so batches sharing weights share the convolution."""
     h = F.conv2d(h, weight, stride=1 if spec.max_pool else 2, padding=1, groups=groups)
-    h = F.batch_norm(h, None, None, scale, shift, training=True, eps=BN_EPS)
+    if batches == 1:
+        h = F.batch_norm(h, None, None, scale, shift, training=True, eps=BN_EPS)
+    else:  # [n, F, ...] viewed as [n / batches, batches * F, ...]: statistics per batch and channel
+        shape = h.shape
+        h = F.batch_norm(h.reshape(shape[0] // batches, batches * shape[1], *shape[2:]), None, None,
+                         scale.repeat(batches), shift.repeat(batches), training=True, eps=BN_EPS).reshape(shape)
     if spec.max_pool:
         h = F.max_pool2d(h, 2, ceil_mode=True)
     return F.relu(h)
 
 
-def forward(spec: ModelSpec, params: list, images: torch.Tensor) -> torch.Tensor:
-    """params with group axis G, images [G, n, C, H, W] -> logits [G, n, ways]."""
+def forward(spec: ModelSpec, params: list, images: torch.Tensor, batches: int = 1) -> torch.Tensor:
+    """params with group axis G, images [G, n, C, H, W] -> logits [G, n, ways]. batches > 1: each
+    group's n images are that many interleaved batches with their own BatchNorm statistics (conv_block)."""
     groups, n = images.shape[:2]
     h = images.transpose(0, 1).reshape(n, groups * images.shape[2], *images.shape[3:])
     for layer in range(spec.layers):
         weight, scale, shift = params[3 * layer : 3 * layer + 3]
-        h = conv_block(spec, h, weight.reshape(-1, *weight.shape[2:]), scale.reshape(-1), shift.reshape(-1), groups)
+        h = conv_block(spec, h, weight.reshape(-1, *weight.shape[2:]), scale.reshape(-1), shift.reshape(-1), groups,
+                       batches)
     features = h.reshape(n, groups, -1)
     fc_weight, fc_bias = params[-2:]
     return torch.einsum("ngd,gcd->gnc", features, fc_weight) + fc_bias[:, None, :]
