@@ -71,7 +71,7 @@ def conv_block(spec: ModelSpec, h: torch.Tensor, weight, scale, shift, groups: i
     batches > 1: the n rows are that many independent batches interleaved (row i * batches + j is
     image i of batch j), each with its own statistics, so batches sharing weights share the convolution."""
     h = F.conv2d(h, weight, stride=1 if spec.max_pool else 2, padding=1, groups=groups)
-    if batches == 1:
+    if batches == 1:  # training and the exported graphs: no reshape or repeated scale in the hot path
         h = F.batch_norm(h, None, None, scale, shift, training=True, eps=BN_EPS)
     else:  # [n, F, ...] viewed as [n / batches, batches * F, ...]: statistics per batch and channel
         shape = h.shape
