@@ -18,6 +18,7 @@ Without --url it starts `python -m server` on a free port, one per --models bund
 5-way 1-shot accuracy from its model.json. Prints a Markdown table (median, min
 and max over the repeats; per step = the worker's compute time / steps).
 """
+
 import argparse
 import json
 import socket
@@ -30,16 +31,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def start_server(model=None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--log-level", "warning",
-                                *(["--model", str(model)] if model else [])], cwd=ROOT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *(["--model", str(model)] if model else []),
+        ],
+        cwd=ROOT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -107,14 +126,32 @@ def measure(browser, url, args, rows, raw):
                 warm = warm_runs(page, args.repeat)
                 context.close()
                 totals = [m["totalMs"] for m in warm]
-                per_step = [m["computeMs"] / m["steps"] for m in warm] if place == "browser" else \
-                    [m["serverMs"] / m["steps"] for m in warm]
-                label = f"browser, {runtime['numThreads']} thread{'s' if runtime['numThreads'] > 1 else ''}" \
-                    if place == "browser" else "server"
-                rows.append(f"| {name} | 5-way {shots}-shot | {steps} | {label} | {cold['totalMs']:.0f} | "
-                            f"{cold['shownAt']:.0f} | {summary(totals)} | {statistics.median(per_step):.1f} |")
-                raw.append({"model": model["name"], "shots": shots, "steps": steps, "place": place,
-                            "threads": runtime and runtime["numThreads"], "cold": cold, "runtime": runtime, "warm": warm})
+                per_step = (
+                    [m["computeMs"] / m["steps"] for m in warm]
+                    if place == "browser"
+                    else [m["serverMs"] / m["steps"] for m in warm]
+                )
+                label = (
+                    f"browser, {runtime['numThreads']} thread{'s' if runtime['numThreads'] > 1 else ''}"
+                    if place == "browser"
+                    else "server"
+                )
+                rows.append(
+                    f"| {name} | 5-way {shots}-shot | {steps} | {label} | {cold['totalMs']:.0f} | "
+                    f"{cold['shownAt']:.0f} | {summary(totals)} | {statistics.median(per_step):.1f} |"
+                )
+                raw.append(
+                    {
+                        "model": model["name"],
+                        "shots": shots,
+                        "steps": steps,
+                        "place": place,
+                        "threads": runtime and runtime["numThreads"],
+                        "cold": cold,
+                        "runtime": runtime,
+                        "warm": warm,
+                    }
+                )
                 print(rows[-1], file=sys.stderr, flush=True)  # progress; the table goes to stdout at the end
 
 
@@ -123,8 +160,13 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running demo server (default: start one per --models entry)")
-    parser.add_argument("--models", type=Path, nargs="*", default=[None],
-                        help="bundle directories to compare, each served by its own server (default: the default bundle)")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        nargs="*",
+        default=[None],
+        help="bundle directories to compare, each served by its own server (default: the default bundle)",
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--steps", type=int, nargs="*", help="adaptation steps (default: the model's default)")
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
@@ -135,7 +177,7 @@ def main(argv=None) -> int:
     rows, raw = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
-        for model in ([None] if args.url else args.models):
+        for model in [None] if args.url else args.models:
             process, url = (None, args.url) if args.url else start_server(model)
             try:
                 measure(browser, url.rstrip("/"), args, rows, raw)
@@ -145,8 +187,10 @@ def main(argv=None) -> int:
                     process.wait(10)
         browser.close()
     print()
-    print("| model (5w1s accuracy %) | task | steps | where | cold: trigger -> shown (ms) | cold: navigation -> shown (ms) | "
-          "warm: pen-up -> shown, median (min-max) ms | per step (ms) |")
+    print(
+        "| model (5w1s accuracy %) | task | steps | where | cold: trigger -> shown (ms) | cold: navigation -> shown (ms) | "
+        "warm: pen-up -> shown, median (min-max) ms | per step (ms) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.json:

@@ -11,12 +11,13 @@ the worker's loading time (runtime + model + sessions).
 
 Without --urls it starts one server (this checkout) and measures it alone.
 """
+
 import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_adapt import ARGS, CHROMIUM, start_server, summary, wait  # noqa: E402
+from browser_adapt import ARGS, CHROMIUM, start_server, summary, wait
 
 
 def main(argv=None) -> int:
@@ -25,8 +26,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--urls", nargs="*", help="running demo servers (default: start one)")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--query", nargs="+", default=["classes=5&shots=1&mode=browser&threads=1"],
-                        help="page settings; several are measured side by side")
+    parser.add_argument(
+        "--query",
+        nargs="+",
+        default=["classes=5&shots=1&mode=browser&threads=1"],
+        help="page settings; several are measured side by side",
+    )
     args = parser.parse_args(argv)
     process = None
     urls = args.urls

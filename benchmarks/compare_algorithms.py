@@ -6,6 +6,7 @@ markdown table (also written to --out/compare.json). Every number is measured by
 
   .venv/bin/python benchmarks/compare_algorithms.py --meta-iters 10000 --joint-steps 20000 --tasks 1000
 """
+
 import argparse
 import json
 import os
@@ -31,11 +32,28 @@ def main() -> None:
     args = parser.parse_args()
     common = ["--data-dir", args.data_dir, "--no-progress", "--resume"]
     runs = {  # table row -> (run directory under --out, command)
-        "Reptile": ("reptile", ["train", "--preset", "omniglot-5w5s", "--meta-iters", args.meta_iters, "--eval-interval", args.meta_iters]),
-        "FOMAML": ("fomaml", ["train", "--preset", "omniglot-5w5s", "--algorithm", "fomaml", "--meta-iters", args.meta_iters,
-                   "--eval-interval", args.meta_iters]),
-        "No meta-learning (joint training)": ("joint", ["baseline", "--preset", "omniglot-5w5s", "--steps",
-                                                        args.joint_steps]),
+        "Reptile": (
+            "reptile",
+            ["train", "--preset", "omniglot-5w5s", "--meta-iters", args.meta_iters, "--eval-interval", args.meta_iters],
+        ),
+        "FOMAML": (
+            "fomaml",
+            [
+                "train",
+                "--preset",
+                "omniglot-5w5s",
+                "--algorithm",
+                "fomaml",
+                "--meta-iters",
+                args.meta_iters,
+                "--eval-interval",
+                args.meta_iters,
+            ],
+        ),
+        "No meta-learning (joint training)": (
+            "joint",
+            ["baseline", "--preset", "omniglot-5w5s", "--steps", args.joint_steps],
+        ),
     }
     rows = []
     for name, (directory, command) in runs.items():
@@ -45,15 +63,35 @@ def main() -> None:
         for shots, batch in (("1", "5"), ("5", "6")):
             report = out / f"eval-{shots}shot.json"
             if not report.exists():
-                run(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--data-dir", args.data_dir, "--tasks",
-                     args.tasks, "--shots", shots, "--eval-batch", batch, "--json", str(report), "--no-progress", *reset])
+                run(
+                    [
+                        "evaluate",
+                        "--checkpoint",
+                        str(out / "checkpoint.pt"),
+                        "--data-dir",
+                        args.data_dir,
+                        "--tasks",
+                        args.tasks,
+                        "--shots",
+                        shots,
+                        "--eval-batch",
+                        batch,
+                        "--json",
+                        str(report),
+                        "--no-progress",
+                        *reset,
+                    ]
+                )
             for r in json.loads(report.read_text())["results"]:
                 rows.append({"algorithm": name, **r})
     (args.out / "compare.json").write_text(json.dumps(rows, indent=2))
     print("| algorithm | 5w1s | 5w1s transductive | 5w5s | 5w5s transductive |\n|---|---|---|---|---|")
     for name in runs:
-        cells = {(r["shots"], r["transductive"]): f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"
-                 for r in rows if r["algorithm"] == name}
+        cells = {
+            (r["shots"], r["transductive"]): f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"
+            for r in rows
+            if r["algorithm"] == name
+        }
         print(f"| {name} | {cells[(1, False)]} | {cells[(1, True)]} | {cells[(5, False)]} | {cells[(5, True)]} |")
 
 

@@ -9,6 +9,7 @@ make the two differ by rounding), then times both, interleaved in rounds. Withou
 
   python3 benchmarks/cuda_graph_meta_step.py --device cuda [--preset omniglot-5w1s] [--iters 30] [--rounds 3]
 """
+
 import sys
 from functools import partial
 from pathlib import Path
@@ -17,17 +18,20 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from meta_train_throughput import parse_arguments, sample_batches, time_interleaved  # noqa: E402
-from training.cuda_graph import GraphedMetaStep  # noqa: E402
-from training.model import init_params  # noqa: E402
-from training.presets import PRESETS  # noqa: E402
-from training.reptile import InnerAdam, MetaState, meta_step  # noqa: E402
-from training.train import model_spec  # noqa: E402
+from meta_train_throughput import parse_arguments, sample_batches, time_interleaved
+
+from training.cuda_graph import GraphedMetaStep
+from training.model import init_params
+from training.presets import PRESETS
+from training.reptile import InnerAdam, MetaState, meta_step
+from training.train import model_spec
 
 
 def largest_relative_difference(a: MetaState, b: MetaState) -> float:
-    return max(float((x - y).abs().max() / x.abs().max().clamp_min(1e-30))
-               for x, y in zip(a.params + a.adam_v, b.params + b.adam_v))
+    return max(
+        float((x - y).abs().max() / x.abs().max().clamp_min(1e-30))
+        for x, y in zip(a.params + a.adam_v, b.params + b.adam_v, strict=False)
+    )
 
 
 def main() -> None:
@@ -51,15 +55,19 @@ def main() -> None:
             step(graphed, images.to(dtype), labels, order, config.meta_step)
         difference = largest_relative_difference(eager, graphed)
         verdict = ("ok" if difference <= 1e-9 else "FAILED") if dtype == torch.float64 else "rounding, not checked"
-        print(f"{dtype}: graphed vs eager meta_step after 3 meta-iterations: largest difference "
-              f"{difference:.2e} of a tensor's largest value ({verdict})")
+        print(
+            f"{dtype}: graphed vs eager meta_step after 3 meta-iterations: largest difference "
+            f"{difference:.2e} of a tensor's largest value ({verdict})"
+        )
         if verdict == "FAILED":
             sys.exit(1)
 
     variants = {"eager": partial(meta_step, spec, adam), "graphed": GraphedMetaStep(spec, adam, capture=capture)}
     times = time_interleaved(variants, lambda: fresh_state(torch.float32), batches, config.meta_step, args.rounds)
-    print(f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "
-          f"examples; torch {torch.__version__}, {torch.cuda.get_device_name() if capture else 'CPU, uncaptured'}")
+    print(
+        f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "
+        f"examples; torch {torch.__version__}, {torch.cuda.get_device_name() if capture else 'CPU, uncaptured'}"
+    )
     for name, ts in times.items():
         print(f"  {name:8s} median {1000 * np.median(ts):7.2f} ms/iter (best {1000 * min(ts):6.2f})")
     print(f"  speed-up of the graph over eager: {np.median(times['eager']) / np.median(times['graphed']):.2f}x")

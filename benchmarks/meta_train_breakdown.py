@@ -9,6 +9,7 @@ meta_train_throughput.py could at best become (per_task - tasks * steps * Y) / (
 
   .venv/bin/python benchmarks/meta_train_breakdown.py [--tasks 5] [--batch 10] [--rounds 5]
 """
+
 import argparse
 import ctypes
 import statistics
@@ -20,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import training.model as model  # noqa: E402
-from training.model import BN_EPS, ModelSpec, init_params, task_losses  # noqa: E402
-from training.reptile import _grouped  # noqa: E402
+import training.model as model
+from training.model import BN_EPS, ModelSpec, init_params, task_losses
+from training.reptile import _grouped
 
 
 def conv(spec, h, weight, scale, shift, groups=1, batches=1):
@@ -32,8 +33,9 @@ def conv(spec, h, weight, scale, shift, groups=1, batches=1):
 LAYERS = {
     "the model": model.conv_block,
     # the training step has one batch per group (batches=1)
-    "no ReLU": lambda spec, h, w, sc, sh, groups=1, batches=1: F.batch_norm(conv(spec, h, w, sc, sh, groups), None,
-                                                                             None, sc, sh, training=True, eps=BN_EPS),
+    "no ReLU": lambda spec, h, w, sc, sh, groups=1, batches=1: F.batch_norm(
+        conv(spec, h, w, sc, sh, groups), None, None, sc, sh, training=True, eps=BN_EPS
+    ),
     "no BatchNorm": lambda spec, h, w, sc, sh, groups=1, batches=1: F.relu(conv(spec, h, w, sc, sh, groups)),
     "convolutions only": conv,
 }
@@ -80,13 +82,17 @@ def conv_kernels(spec, groups, batch, rounds):
         out = y.shape[-1] * y.shape[-2]
 
         def backward(mask):
-            return lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0],
-                                                               groups, mask)
+            return lambda: torch.ops.aten.convolution_backward(
+                gy, x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0], groups, mask
+            )
 
         a, b = torch.randn(groups, spec.filters, channels * 9), torch.randn(groups, channels * 9, batch * out)
-        kernels = {"forward": lambda: F.conv2d(x, w, stride=2, padding=1, groups=groups),
-                   "input grad": backward([True, False, False]), "weight grad": backward([False, True, False]),
-                   "bmm, same FLOPs": lambda: torch.bmm(a, b)}
+        kernels = {
+            "forward": lambda: F.conv2d(x, w, stride=2, padding=1, groups=groups),
+            "input grad": backward([True, False, False]),
+            "weight grad": backward([False, True, False]),
+            "bmm, same FLOPs": lambda: torch.bmm(a, b),
+        }
         times = {name: statistics.median(timed(fn, 100) for _ in range(rounds)) for name, fn in kernels.items()}
         flops = 2 * groups * spec.filters * channels * 9 * batch * out
         rows.append((layer, tuple(x.shape), flops, times, layer > 0))
@@ -117,8 +123,10 @@ def main() -> None:
     args = parser.parse_args()
     pin_allocator()
     spec = ModelSpec()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.tasks} tasks x {args.batch} images "
-          "a step; medians in ms\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.tasks} tasks x {args.batch} images "
+        "a step; medians in ms\n"
+    )
     print("| forward + backward of | batched | per task | per task x tasks |\n|---|---|---|---|")
     batched = model_breakdown(spec, args.tasks, args.batch, args.rounds)
     single = model_breakdown(spec, 1, args.batch, args.rounds)

@@ -6,6 +6,7 @@ ratio, and the achieved convolution GFLOP/s.
 
   .venv/bin/python benchmarks/meta_train_throughput.py [--preset omniglot-5w5s] [--iters 30] [--rounds 5] [--device cuda]
 """
+
 import argparse
 import sys
 import time
@@ -16,13 +17,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.cli import check_device, positive_int  # noqa: E402
-from training.data import load_task_data  # noqa: E402
-from training.model import init_params  # noqa: E402
-from training.presets import PRESETS  # noqa: E402
-from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step  # noqa: E402
-from training.tasks import flatten_task, minibatch_order, to_tensor  # noqa: E402
-from training.train import model_spec  # noqa: E402
+from training.cli import check_device, positive_int
+from training.data import load_task_data
+from training.model import init_params
+from training.presets import PRESETS
+from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step
+from training.tasks import flatten_task, minibatch_order, to_tensor
+from training.train import model_spec
 
 
 def conv_flops_per_example(spec) -> float:
@@ -54,7 +55,9 @@ def parse_arguments(description: str, preset: str, rounds: int, device: str) -> 
     """The flags this benchmark and cuda_graph_meta_step.py share (their defaults differ)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=preset)
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared/data/omniglot"
+    )
     parser.add_argument("--iters", type=positive_int, default=30, help="meta-iterations per round and variant")
     parser.add_argument("--rounds", type=positive_int, default=rounds)
     parser.add_argument("--device", choices=["cpu", "cuda"], default=device)
@@ -94,12 +97,16 @@ def main() -> None:
     times = time_interleaved(variants, start.copy, batches, config.meta_step, args.rounds)
     examples = config.meta_batch * config.inner_iters * config.inner_batch
     gflop = examples * conv_flops_per_example(spec) / 1e9
-    print(f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "
-          f"examples; {gflop:.2f} GFLOP of convolutions per meta-iteration; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{args.preset}: meta-batch {config.meta_batch}, {config.inner_iters} inner steps of {config.inner_batch} "
+        f"examples; {gflop:.2f} GFLOP of convolutions per meta-iteration; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     for name, ts in times.items():
         best, median = min(ts), float(np.median(ts))
-        print(f"  {name:14s} median {1000 * median:7.1f} ms/iter (best {1000 * best:6.1f}), {gflop / median:5.1f} GFLOP/s")
+        print(
+            f"  {name:14s} median {1000 * median:7.1f} ms/iter (best {1000 * best:6.1f}), {gflop / median:5.1f} GFLOP/s"
+        )
     ratio = np.median(times["per-task loop"]) / np.median(times["batched"])
     print(f"  speed-up of batched over the per-task loop: {ratio:.2f}x (goal >= 2.5x)")
 

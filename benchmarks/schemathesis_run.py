@@ -14,6 +14,7 @@ design.
     python benchmarks/schemathesis_run.py                    # 200 examples per operation
     python benchmarks/schemathesis_run.py --max-examples 30  # a short run
 """
+
 import argparse
 import json
 import os
@@ -27,8 +28,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_headers_conformance", "response_schema_conformance", "negative_data_rejection"]
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+]
 
 
 def free_port() -> int:
@@ -54,8 +61,22 @@ def main(argv=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # A roomy queue and time limit: schemathesis sends one request at a time, and a 503 here would be
     # an overload artefact, not a bug.
-    command = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(args.workers), "--queue", "64", "--timeout-s", "120"]
+    command = [
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--queue",
+        "64",
+        "--timeout-s",
+        "120",
+    ]
     with open(log_path, "w") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -71,11 +92,32 @@ def main(argv=None):
                     raise SystemExit(f"the server did not start: {log_path.read_text()}")
                 time.sleep(0.05)
         started = time.perf_counter()
-        st_command = [str(st), "run", f"{url}/openapi.json", "--checks", ",".join(CHECKS),
-                      "--max-examples", str(args.max_examples), "--seed", str(args.seed), "--workers", "1",
-                      "--phases", "examples,coverage,fuzzing", "--mode", "all", "--generation-database", "none",
-                      "--request-timeout", "130", "--no-color", "--report", "junit",
-                      "--report-junit-path", str(workdir / "junit.xml")]
+        st_command = [
+            str(st),
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            ",".join(CHECKS),
+            "--max-examples",
+            str(args.max_examples),
+            "--seed",
+            str(args.seed),
+            "--workers",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--mode",
+            "all",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "130",
+            "--no-color",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            str(workdir / "junit.xml"),
+        ]
         run = subprocess.run(st_command, cwd=workdir, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
     finally:
@@ -100,14 +142,19 @@ def main(argv=None):
                 routes[key] = routes.get(key, 0) + 1
     server_5xx = sum(n for code, n in statuses.items() if code.startswith("5"))
     result = {
-        "benchmark": "schemathesis_run", "command": " ".join(st_command[1:]).replace(str(workdir), "<tmp>"),
-        "schemathesis_exit_code": run.returncode, "cases_generated": cases, "requests_logged": len(log_lines),
-        "responses_by_status": dict(sorted(statuses.items())), "server_5xx": server_5xx,
+        "benchmark": "schemathesis_run",
+        "command": " ".join(st_command[1:]).replace(str(workdir), "<tmp>"),
+        "schemathesis_exit_code": run.returncode,
+        "cases_generated": cases,
+        "requests_logged": len(log_lines),
+        "responses_by_status": dict(sorted(statuses.items())),
+        "server_5xx": server_5xx,
         "responses_by_route": dict(sorted(routes.items())),
-        "failed_checks": [{"check": c, "count": int(n)} for c, n in failures], "elapsed_s": round(elapsed, 1),
+        "failed_checks": [{"check": c, "count": int(n)} for c, n in failures],
+        "elapsed_s": round(elapsed, 1),
         "ok": run.returncode == 0 and server_5xx == 0 and (cases or 0) >= args.min_cases,
     }
-    summary = output[output.rfind("SUMMARY"):] if "SUMMARY" in output else output[-3000:]
+    summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-3000:]
     print(summary)
     print(json.dumps(result, indent=2))
     if run.returncode != 0:

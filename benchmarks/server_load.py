@@ -17,6 +17,7 @@ bundle's default adaptation steps unless --steps is given.
 
 The client runs on the same machine and takes some CPU itself; say so next to the figures.
 """
+
 import argparse
 import asyncio
 import base64
@@ -42,7 +43,9 @@ def drawing(rng, size=280) -> bytes:
     image = Image.new("RGBA", (size, size), (0, 0, 0, 0))  # a cleared canvas is transparent
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(2, 5))):
-        points = [tuple(int(v) for v in rng.integers(size // 8, size - size // 8, 2)) for _ in range(int(rng.integers(2, 5)))]
+        points = [
+            tuple(int(v) for v in rng.integers(size // 8, size - size // 8, 2)) for _ in range(int(rng.integers(2, 5)))
+        ]
         draw.line(points, fill=(20, 20, 20, 255), width=int(rng.integers(8, 16)), joint="curve")
     out = io.BytesIO()
     image.save(out, format="PNG")
@@ -53,6 +56,7 @@ def make_tasks(count, classes, shots, queries, steps, image_format, seed=0) -> l
     rng = np.random.default_rng(seed)
     tasks = []
     for _ in range(count):
+
         def image():
             png = drawing(rng)
             if image_format == "array":
@@ -61,8 +65,10 @@ def make_tasks(count, classes, shots, queries, steps, image_format, seed=0) -> l
                 return to_model_input(decode_png_ink(png)).round(5).tolist()
             return "data:image/png;base64," + base64.b64encode(png).decode()
 
-        body = {"support": [{"image": image(), "label": c} for c in range(classes) for _ in range(shots)],
-                "query": [{"image": image()} for _ in range(queries)]}
+        body = {
+            "support": [{"image": image(), "label": c} for c in range(classes) for _ in range(shots)],
+            "query": [{"image": image()} for _ in range(queries)],
+        }
         if steps is not None:
             body["steps"] = steps
         tasks.append(json.dumps(body).encode())
@@ -87,10 +93,24 @@ def free_port() -> int:
 
 def start_server(args):
     port = free_port()
-    command = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--log-level", "warning"]
-    for flag, value in (("--workers", args.workers), ("--queue", args.queue), ("--model", args.model),
-                        ("--timeout-s", args.timeout_s)):
+    command = [
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    for flag, value in (
+        ("--workers", args.workers),
+        ("--queue", args.queue),
+        ("--model", args.model),
+        ("--timeout-s", args.timeout_s),
+    ):
         if value is not None:
             command += [flag, str(value)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -119,12 +139,15 @@ async def run_level(url, tasks, concurrency, requests, timeout, honor_retry_afte
     counter = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+
         async def worker():
             for i in counter:
                 body = tasks[i % len(tasks)]
                 start = time.perf_counter()
                 try:
-                    response = await client.post("/api/adapt", content=body, headers={"Content-Type": "application/json"})
+                    response = await client.post(
+                        "/api/adapt", content=body, headers={"Content-Type": "application/json"}
+                    )
                     status = response.status_code
                     if status == 200:
                         server_ms.append(response.json()["elapsed_ms"])
@@ -143,10 +166,16 @@ async def run_level(url, tasks, concurrency, requests, timeout, honor_retry_afte
     ok = statuses.get(200, 0)
     pct = lambda q: round(float(np.percentile(latencies, q)) * 1000, 1) if latencies else None
     return {
-        "concurrency": concurrency, "requests": requests, "ok": ok, "status_503": statuses.get(503, 0),
+        "concurrency": concurrency,
+        "requests": requests,
+        "ok": ok,
+        "status_503": statuses.get(503, 0),
         "other": {str(k): v for k, v in statuses.items() if k not in (200, 503)},
-        "wall_s": round(wall, 2), "adaptations_per_s": round(ok / wall, 2) if wall else None,
-        "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+        "wall_s": round(wall, 2),
+        "adaptations_per_s": round(ok / wall, 2) if wall else None,
+        "p50_ms": pct(50),
+        "p99_ms": pct(99),
+        "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
         "server_elapsed_ms_p50": round(float(np.median(server_ms)), 1) if server_ms else None,
     }
 
@@ -168,8 +197,11 @@ def main(argv=None):
     parser.add_argument("--timeout-s", type=float, help="server per-request time limit")
     parser.add_argument("--model", help="bundle directory")
     parser.add_argument("--client-timeout", type=float, default=120.0)
-    parser.add_argument("--ignore-retry-after", action="store_true",
-                        help="send the next request at once after a 503 (default: wait Retry-After, at most 10 s)")
+    parser.add_argument(
+        "--ignore-retry-after",
+        action="store_true",
+        help="send the next request at once after a 503 (default: wait Retry-After, at most 10 s)",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="requests sent before measuring")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -188,30 +220,46 @@ def main(argv=None):
             ready = json.loads(response.read())
         asyncio.run(run_level(url, tasks, 1, args.warmup, args.client_timeout))
         result = {
-            "benchmark": "server_load", "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                                    "loadavg_at_start": os.getloadavg()},
-            "server": {"url": url, "startup_to_ready_s": round(startup_s, 3) if startup_s else None,
-                       "workers": ready["workers"], "queue": ready["queue"], "model": ready["model"],
-                       "warning": ready["warning"]},
-            "task": {"classes": args.classes, "shots": args.shots, "queries": args.queries,
-                     "steps": args.steps if args.steps is not None else "bundle default", "format": args.image_format,
-                     "body_bytes_mean": int(np.mean([len(t) for t in tasks]))},
-            "rss_mb_before": rss_mb(pid) if pid else None, "levels": [],
+            "benchmark": "server_load",
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_at_start": os.getloadavg()},
+            "server": {
+                "url": url,
+                "startup_to_ready_s": round(startup_s, 3) if startup_s else None,
+                "workers": ready["workers"],
+                "queue": ready["queue"],
+                "model": ready["model"],
+                "warning": ready["warning"],
+            },
+            "task": {
+                "classes": args.classes,
+                "shots": args.shots,
+                "queries": args.queries,
+                "steps": args.steps if args.steps is not None else "bundle default",
+                "format": args.image_format,
+                "body_bytes_mean": int(np.mean([len(t) for t in tasks])),
+            },
+            "rss_mb_before": rss_mb(pid) if pid else None,
+            "levels": [],
         }
-        print(f"server {url}: {ready['workers']} workers, queue {ready['queue']}, model {ready['model']}"
-              + (f" (startup {startup_s:.2f} s)" if startup_s else ""))
+        print(
+            f"server {url}: {ready['workers']} workers, queue {ready['queue']}, model {ready['model']}"
+            + (f" (startup {startup_s:.2f} s)" if startup_s else "")
+        )
         print(f"RSS before: {result['rss_mb_before']} MB")
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            level = asyncio.run(run_level(url, tasks, concurrency, args.requests, args.client_timeout,
-                                          not args.ignore_retry_after))
+            level = asyncio.run(
+                run_level(url, tasks, concurrency, args.requests, args.client_timeout, not args.ignore_retry_after)
+            )
             level["rss_mb_after"] = rss_mb(pid) if pid else None
             result["levels"].append(level)
             print(json.dumps(level))
         result["machine"]["loadavg_at_end"] = os.getloadavg()
         print(f"{'conc':>4} {'ok':>6} {'503':>5} {'adapt/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7}")
         for level in result["levels"]:
-            print(f"{level['concurrency']:>4} {level['ok']:>6} {level['status_503']:>5} {level['adaptations_per_s']:>8} "
-                  f"{level['p50_ms']!s:>8} {level['p99_ms']!s:>8} {level['rss_mb_after']!s:>7}")
+            print(
+                f"{level['concurrency']:>4} {level['ok']:>6} {level['status_503']:>5} {level['adaptations_per_s']:>8} "
+                f"{level['p50_ms']!s:>8} {level['p99_ms']!s:>8} {level['rss_mb_after']!s:>7}"
+            )
         if args.out:
             args.out.write_text(json.dumps(result, indent=2) + "\n")
         return result

@@ -19,9 +19,9 @@ Playwright sends each mouse move as a round trip, so all 1,120 take an hour on a
 Without --url it starts `python -m server`. The page adapts nothing meanwhile (its classes are
 cleared first), so the replay measures drawing and preprocessing only.
 """
+
 import argparse
 import json
-import subprocess
 import sys
 import time
 import zipfile
@@ -84,8 +84,12 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--characters", type=int, default=20, help="held-out characters (at most 56)")
     parser.add_argument("--drawings", type=int, default=10, help="drawings per character (at most 20)")
-    parser.add_argument("--epsilon", type=float, default=0.3,
-                        help="simplify the trajectories within this many px of 105 first, as the presets (0: raw)")
+    parser.add_argument(
+        "--epsilon",
+        type=float,
+        default=0.3,
+        help="simplify the trajectories within this many px of 105 first, as the presets (0: raw)",
+    )
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", type=Path, help="write the inputs (npz) here")
@@ -95,13 +99,26 @@ def main(argv=None) -> int:
     characters = load_drawings(args.data_dir, seed, args.characters, args.drawings, args.epsilon)
     n = sum(len(d) for _, d in characters)
     points = sum(len(s) for _, d in characters for _, strokes in d for s in strokes)
-    print(f"{len(characters)} held-out characters with trajectories, {n} drawings, {points} points "
-          f"(simplified within {args.epsilon} px)", flush=True)
+    print(
+        f"{len(characters)} held-out characters with trajectories, {n} drawings, {points} points "
+        f"(simplified within {args.epsilon} px)",
+        flush=True,
+    )
 
     png = np.stack([[to_model_input(decode_png_ink(p)) for p, _ in d] for _, d in characters]).astype(np.float32)
-    python_render = np.stack([[to_model_input(render([np.concatenate([s / SIZE * 1000, np.zeros((len(s), 1))], 1)
-                                                      .ravel().tolist() for s in strokes]))
-                               for _, strokes in d] for _, d in characters]).astype(np.float32)
+    python_render = np.stack(
+        [
+            [
+                to_model_input(
+                    render(
+                        [np.concatenate([s / SIZE * 1000, np.zeros((len(s), 1))], 1).ravel().tolist() for s in strokes]
+                    )
+                )
+                for _, strokes in d
+            ]
+            for _, d in characters
+        ]
+    ).astype(np.float32)
 
     process, url = (None, args.url.rstrip("/")) if args.url else start_server()
     replayed = np.zeros_like(png)
@@ -121,7 +138,9 @@ def main(argv=None) -> int:
             for i, (_, drawings) in enumerate(characters):
                 for j, (_, strokes) in enumerate(drawings):
                     replay(page, strokes, box)
-                    replayed[i, j] = np.array(page.evaluate("window.reptileDemo.modelInputs().tests[0]"), np.float32).reshape(28, 28)
+                    replayed[i, j] = np.array(
+                        page.evaluate("window.reptileDemo.modelInputs().tests[0]"), np.float32
+                    ).reshape(28, 28)
                     canvas.focus()
                     page.keyboard.press("Delete")  # clear the pad
             browser.close()
@@ -149,19 +168,32 @@ def main(argv=None) -> int:
         classes = rng.choice(len(characters), ways, replace=False)
         pairs = [rng.choice(png.shape[1], 2, replace=False) for _ in classes]
         labels = np.arange(ways)
-        for name, support_set, query_set in (("png", png, png), ("replayed", replayed, replayed),
-                                             ("replayed support, png query", replayed, png)):
-            support = np.stack([support_set[c, s] for c, (s, _) in zip(classes, pairs)])
-            query = np.stack([query_set[c, q] for c, (_, q) in zip(classes, pairs)])
+        for name, support_set, query_set in (
+            ("png", png, png),
+            ("replayed", replayed, replayed),
+            ("replayed support, png query", replayed, png),
+        ):
+            support = np.stack([support_set[c, s] for c, (s, _) in zip(classes, pairs, strict=False)])
+            query = np.stack([query_set[c, q] for c, (_, q) in zip(classes, pairs, strict=False)])
             result = bundle.adapt(support, labels, query)
             correct[name] += int((result.predictions == labels).sum())
     total = args.tasks * ways
     for name, count in correct.items():
         p = count / total
-        print(f"5-way 1-shot accuracy, {name}: {100 * p:.1f} % +- {196 * np.sqrt(p * (1 - p) / total):.1f} "
-              f"({args.tasks} tasks, {bundle.defaults['steps']} steps)")
-    print(json.dumps({"drawings": n, "characters": len(characters), "tasks": args.tasks,
-                      "accuracy": {k: v / total for k, v in correct.items()}}))
+        print(
+            f"5-way 1-shot accuracy, {name}: {100 * p:.1f} % +- {196 * np.sqrt(p * (1 - p) / total):.1f} "
+            f"({args.tasks} tasks, {bundle.defaults['steps']} steps)"
+        )
+    print(
+        json.dumps(
+            {
+                "drawings": n,
+                "characters": len(characters),
+                "tasks": args.tasks,
+                "accuracy": {k: v / total for k, v in correct.items()},
+            }
+        )
+    )
     return 0
 
 

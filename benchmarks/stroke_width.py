@@ -12,6 +12,7 @@ pen widths and compares them with the matching PNG:
 Usage: python benchmarks/stroke_width.py [--data-dir ../shared/data/omniglot] [--per-zip 150]
 Runs in about 20 s on one core. The table it prints is quoted in docs/preprocessing.md.
 """
+
 import argparse
 import time
 import zipfile
@@ -28,6 +29,7 @@ SIZE = 105  # Omniglot PNG side; the trajectories are in this frame
 SUPERSAMPLE = 4  # render at 4x, then area-average down: anti-aliasing like a canvas
 WIDTHS = [2.0, 3.0, 3.5, 4.0, 4.25, 4.5, 4.75, 5.0, 5.25, 5.5, 6.0, 7.0]
 OFFSETS = np.arange(0.25, 1.001, 0.125)  # candidate sub-pixel shifts of the frame
+
 
 def render(strokes, width: float, dx: float = 0.5, dy: float = 0.5) -> np.ndarray:
     """Strokes -> float ink [105, 105]: polylines with round joins and caps, anti-aliased.
@@ -58,9 +60,7 @@ def load_pairs(data_dir: Path, per_zip: int):
     pairs, seen, unmatched = [], set(), 0
     for zip_name in ("strokes_background_small1.zip", "strokes_background_small2.zip"):
         strokes_zip = zipfile.ZipFile(data_dir / zip_name)
-        names = sorted(
-            n for n in strokes_zip.namelist() if n.endswith(".txt") and not n.startswith("__MACOSX")
-        )
+        names = sorted(n for n in strokes_zip.namelist() if n.endswith(".txt") and not n.startswith("__MACOSX"))
         # strokes_background_smallN/<Alphabet>/characterNN/NNNN_MM.txt  <->
         # images_background/<Alphabet>/characterNN/NNNN_MM.png
         relative = {n: n.split("/", 1)[1][: -len(".txt")] for n in names}
@@ -95,25 +95,31 @@ def main() -> None:
         for dy in OFFSETS
     }
     dx, dy = max(scores, key=scores.get)
-    print(f"frame: column = x {dx - 0.5:+.3f}, row = -y {dy - 0.5:+.3f} "
-          f"(pixel centres at integers; IoU {scores[dx, dy]:.3f} at width 4.5)")
+    print(
+        f"frame: column = x {dx - 0.5:+.3f}, row = -y {dy - 0.5:+.3f} "
+        f"(pixel centres at integers; IoU {scores[dx, dy]:.3f} at width 4.5)"
+    )
 
     # 2. The width, in the fitted frame.
     targets = [to_model_input(png) for _, _, png in pairs]
-    print("| width (px of 105) | width / raster side | ink IoU | MAD 28x28 (anti-aliased) "
-          "| MAD 28x28 (binarised) | ink sum ratio (anti-aliased) |")
+    print(
+        "| width (px of 105) | width / raster side | ink IoU | MAD 28x28 (anti-aliased) "
+        "| MAD 28x28 (binarised) | ink sum ratio (anti-aliased) |"
+    )
     print("|---|---|---|---|---|---|")
     for width in WIDTHS:
         ious, mad_aa, mad_bin, ratio = [], [], [], []
-        for (_, strokes, png), target in zip(pairs, targets):
+        for (_, strokes, png), target in zip(pairs, targets, strict=False):
             ink = render(strokes, width, dx, dy)
             ious.append(iou(ink >= 0.5, png >= 0.5))
             model_aa = to_model_input(ink)
             mad_aa.append(np.abs(model_aa - target).mean())
             mad_bin.append(np.abs(to_model_input((ink >= 0.5).astype(float)) - target).mean())
             ratio.append(model_aa.sum() / target.sum())
-        print(f"| {width:.2f} | {width / SIZE:.4f} | {np.mean(ious):.3f} | {np.mean(mad_aa):.4f} "
-              f"| {np.mean(mad_bin):.4f} | {np.mean(ratio):.3f} |")
+        print(
+            f"| {width:.2f} | {width / SIZE:.4f} | {np.mean(ious):.3f} | {np.mean(mad_aa):.4f} "
+            f"| {np.mean(mad_bin):.4f} | {np.mean(ratio):.3f} |"
+        )
 
     # How big Omniglot characters are on their raster: the pen width relative to the character.
     boxes = []

@@ -4,6 +4,7 @@ Depends on numpy, safetensors, onnxruntime and the standard library only; it mus
 torch (the server and its tests rely on that). The format is documented in docs/bundle.md and
 written by training/export.py.
 """
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -86,8 +87,10 @@ class Bundle:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise BundleError(f"{manifest_path}: not a {FORMAT} manifest")
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{manifest_path}: format version {manifest.get('format_version')!r}, "
-                              f"this reader understands {FORMAT_VERSION}")
+            raise BundleError(
+                f"{manifest_path}: format version {manifest.get('format_version')!r}, "
+                f"this reader understands {FORMAT_VERSION}"
+            )
         files = manifest.get("files") or {}
         needed = [manifest["weights"]["file"]] + [g["file"] for g in manifest["graphs"].values()]
         for name in needed:
@@ -101,9 +104,11 @@ class Bundle:
                 raise BundleError(f"bundle {path}: {name} is missing")
             actual = sha256_file(file_path)
             if actual != entry.get("sha256"):
-                raise BundleError(f"bundle {path}: {name} does not match its sha256 in {MANIFEST_FILE} "
-                                  f"(expected {entry.get('sha256')}, file has {actual}); the file is corrupted or "
-                                  "was modified, re-export the bundle")
+                raise BundleError(
+                    f"bundle {path}: {name} does not match its sha256 in {MANIFEST_FILE} "
+                    f"(expected {entry.get('sha256')}, file has {actual}); the file is corrupted or "
+                    "was modified, re-export the bundle"
+                )
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
@@ -124,8 +129,10 @@ class Bundle:
                 if tensor is None:
                     raise BundleError(f"bundle {self.path}: the weights lack {key}")
                 if tensor.shape != shape or tensor.dtype != np.float32:
-                    raise BundleError(f"bundle {self.path}: {key} is {tensor.dtype}{list(tensor.shape)}, "
-                                      f"expected float32{list(shape)}")
+                    raise BundleError(
+                        f"bundle {self.path}: {key} is {tensor.dtype}{list(tensor.shape)}, "
+                        f"expected float32{list(shape)}"
+                    )
 
     # ------------------------------------------------------------------ properties
     @property
@@ -200,21 +207,31 @@ class Bundle:
         return logits, probabilities
 
     def train_step_sgd(self, params: dict, images, labels, lr: float):
-        outputs = self.session("train_step_sgd").run(None, {
-            **self._params_feed(params), "images": images, "labels": labels, "lr": np.array(lr, dtype=np.float32)})
-        return dict(zip(self.param_names, outputs[:-1])), float(outputs[-1])
+        outputs = self.session("train_step_sgd").run(
+            None,
+            {**self._params_feed(params), "images": images, "labels": labels, "lr": np.array(lr, dtype=np.float32)},
+        )
+        return dict(zip(self.param_names, outputs[:-1], strict=False)), float(outputs[-1])
 
     def train_step_adam(self, params: dict, v: dict, images, labels, lr: float, t: int, eps: float | None = None):
         """One TF-style Adam step (beta1 = 0) with step number t (1-based)."""
         n = len(self.param_names)
         eps = self.manifest["optimizers"]["adam"]["eps"] if eps is None else eps
-        feed = {**self._params_feed(params),
-                **{ADAM_V_PREFIX + k: np.ascontiguousarray(v[k], dtype=np.float32) for k in self.param_names},
-                "images": images, "labels": labels, "lr": np.array(lr, dtype=np.float32),
-                "t": np.array(t, dtype=np.float32), "eps": np.array(eps, dtype=np.float32)}
+        feed = {
+            **self._params_feed(params),
+            **{ADAM_V_PREFIX + k: np.ascontiguousarray(v[k], dtype=np.float32) for k in self.param_names},
+            "images": images,
+            "labels": labels,
+            "lr": np.array(lr, dtype=np.float32),
+            "t": np.array(t, dtype=np.float32),
+            "eps": np.array(eps, dtype=np.float32),
+        }
         outputs = self.session("train_step_adam").run(None, feed)
-        return (dict(zip(self.param_names, outputs[:n])), dict(zip(self.param_names, outputs[n : 2 * n])),
-                float(outputs[-1]))
+        return (
+            dict(zip(self.param_names, outputs[:n], strict=False)),
+            dict(zip(self.param_names, outputs[n : 2 * n], strict=False)),
+            float(outputs[-1]),
+        )
 
     # ------------------------------------------------------------------ adaptation
     def _images(self, images, what: str) -> np.ndarray:
@@ -228,9 +245,19 @@ class Bundle:
             raise ValueError(f"{what}: images contain NaN or infinity")
         return np.ascontiguousarray(images)
 
-    def adapt(self, support_images, labels, query_images, steps: int | None = None, lr: float | None = None,
-              optimizer: str | None = None, transductive: bool | None = None, classes: int | None = None,
-              batches=None, eps: float | None = None) -> AdaptResult:
+    def adapt(
+        self,
+        support_images,
+        labels,
+        query_images,
+        steps: int | None = None,
+        lr: float | None = None,
+        optimizer: str | None = None,
+        transductive: bool | None = None,
+        classes: int | None = None,
+        batches=None,
+        eps: float | None = None,
+    ) -> AdaptResult:
         """Fine-tune on the support set and classify the queries, as training/evaluate.py does.
 
         Each step uses the whole support set as its batch (or batches[k], indices into the support set,
@@ -264,13 +291,17 @@ class Bundle:
         counts = np.bincount(labels, minlength=classes)
         low_shots, high_shots = self.shots_range
         if counts.min() < low_shots or counts.max() > high_shots:
-            raise ValueError(f"this bundle supports {low_shots} to {high_shots} examples per class, "
-                             f"got {counts.tolist()} (class 0..{classes - 1})")
+            raise ValueError(
+                f"this bundle supports {low_shots} to {high_shots} examples per class, "
+                f"got {counts.tolist()} (class 0..{classes - 1})"
+            )
         if len(queries) < 1:
             raise ValueError("query_images: need at least one query")
         if transductive and len(queries) < 2:
-            raise ValueError("transductive prediction needs at least 2 queries in the batch "
-                             "(BatchNorm uses batch statistics); use non-transductive prediction")
+            raise ValueError(
+                "transductive prediction needs at least 2 queries in the batch "
+                "(BatchNorm uses batch statistics); use non-transductive prediction"
+            )
         if batches is None:
             batches = [np.arange(len(support))] * steps
         elif len(batches) != steps:
@@ -296,8 +327,13 @@ class Bundle:
             rows = [self.predict(params, np.concatenate([support, query[None]])) for query in queries]
             logits = np.stack([r[0][-1] for r in rows])
             probabilities = np.stack([r[1][-1] for r in rows])
-        return AdaptResult(predictions=logits.argmax(-1).astype(np.int64), probabilities=probabilities,
-                           logits=logits, losses=losses, params=params)
+        return AdaptResult(
+            predictions=logits.argmax(-1).astype(np.int64),
+            probabilities=probabilities,
+            logits=logits,
+            losses=losses,
+            params=params,
+        )
 
 
 def load_bundle(path, threads: int | None = None) -> Bundle:

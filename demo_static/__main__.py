@@ -1,4 +1,5 @@
 """python -m demo_static export DIR [...]   |   python -m demo_static examples [...]"""
+
 import sys
 
 

@@ -21,8 +21,8 @@ the time stamps in ms from the drawing's first point.
 
     python -m demo_static.examples [--data-dir ../shared/data/omniglot] [--model static/models/omniglot-20w]
 """
+
 import argparse
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -74,7 +74,7 @@ def rdp(points: np.ndarray, epsilon: float) -> np.ndarray:
         a, b = points[first, :2], points[last, :2]
         segment = b - a
         length = np.hypot(*segment)
-        middle = points[first + 1:last, :2]
+        middle = points[first + 1 : last, :2]
         if length == 0:
             distances = np.hypot(*(middle - a).T)
         else:
@@ -98,7 +98,7 @@ def to_frame(strokes: list) -> list:
         x = (simple[:, 0] + 0.5) / SIZE
         y = (-simple[:, 1] + 0.5) / SIZE
         t = simple[:, 2] - t0
-        out.append([int(round(v)) for a, b, c in zip(x, y, t) for v in (a * SCALE, b * SCALE, c)])
+        out.append([int(round(v)) for a, b, c in zip(x, y, t, strict=False) for v in (a * SCALE, b * SCALE, c)])
     return out
 
 
@@ -113,8 +113,10 @@ def render(strokes: list, size: int = SIZE, supersample: int = 4) -> np.ndarray:
     pen = max(1, round(PEN_WIDTH * size * s))
     radius = (pen - 1) / 2
     for stroke in strokes:
-        points = [(stroke[i] / SCALE * size * s - 0.5, stroke[i + 1] / SCALE * size * s - 0.5)
-                  for i in range(0, len(stroke), 3)]
+        points = [
+            (stroke[i] / SCALE * size * s - 0.5, stroke[i + 1] / SCALE * size * s - 0.5)
+            for i in range(0, len(stroke), 3)
+        ]
         if len(points) > 1:
             draw.line(points, fill=255, width=pen)
         for px, py in points:
@@ -178,26 +180,44 @@ def build(data_dir: Path, model_dir: Path) -> dict:
             mad = float(np.abs(to_model_input(render(strokes)) - to_model_input(decode_png_ink(png))).mean())
             differences.append(mad)
             entries.append({"file": f"{key}/{stem}.png", "strokes": strokes})
-        characters.append({"name": f"{alphabet.replace('_', ' ')} {int(character[len('character'):])}",
-                           "alphabet": alphabet, "character": character, "drawings": entries})
+        characters.append(
+            {
+                "name": f"{alphabet.replace('_', ' ')} {int(character[len('character') :])}",
+                "alphabet": alphabet,
+                "character": character,
+                "drawings": entries,
+            }
+        )
     return {
         "format": "reptile-demo-examples",
         "format_version": 1,
         "description": "Real pen trajectories (Omniglot, Lake et al. 2015, MIT licence) of characters held out "
-                       "from meta-training: the paper's character split with the training seed. Their alphabets "
-                       "were seen in training through other characters, as in the paper's evaluation.",
-        "source": {"strokes": list(STROKE_ZIPS), "images": "images_background.zip",
-                   "split": {"seed": seed, "rule": "default_rng(seed).permutation of all 1,623 characters; "
-                                                   "the first 1,200 train, the rest held out"},
-                   "model": manifest.get("name"), "held_out_with_strokes": len(candidates),
-                   "selection": f"round robin over sorted alphabets, default_rng({SELECTION_SEED}); "
-                                f"first {DRAWINGS} drawings (sorted) of each"},
-        "coordinates": {"unit": f"per stroke a flat list x, y, t, x, y, t, ...: x, y in 1/{SCALE} of the square "
-                                "drawing area (x right, y down), t in ms from the drawing's first point",
-                        "simplification": f"Ramer-Douglas-Peucker, {EPSILON_PX} px of {SIZE}"},
-        "fidelity": {"what": "mean |difference| per pixel of the 28x28 model input, stored strokes rendered "
-                             f"at pen width {PEN_WIDTH} vs the drawing's own PNG",
-                     "mean": round(float(np.mean(differences)), 4), "max": round(float(np.max(differences)), 4)},
+        "from meta-training: the paper's character split with the training seed. Their alphabets "
+        "were seen in training through other characters, as in the paper's evaluation.",
+        "source": {
+            "strokes": list(STROKE_ZIPS),
+            "images": "images_background.zip",
+            "split": {
+                "seed": seed,
+                "rule": "default_rng(seed).permutation of all 1,623 characters; "
+                "the first 1,200 train, the rest held out",
+            },
+            "model": manifest.get("name"),
+            "held_out_with_strokes": len(candidates),
+            "selection": f"round robin over sorted alphabets, default_rng({SELECTION_SEED}); "
+            f"first {DRAWINGS} drawings (sorted) of each",
+        },
+        "coordinates": {
+            "unit": f"per stroke a flat list x, y, t, x, y, t, ...: x, y in 1/{SCALE} of the square "
+            "drawing area (x right, y down), t in ms from the drawing's first point",
+            "simplification": f"Ramer-Douglas-Peucker, {EPSILON_PX} px of {SIZE}",
+        },
+        "fidelity": {
+            "what": "mean |difference| per pixel of the 28x28 model input, stored strokes rendered "
+            f"at pen width {PEN_WIDTH} vs the drawing's own PNG",
+            "mean": round(float(np.mean(differences)), 4),
+            "max": round(float(np.max(differences)), 4),
+        },
         "characters": characters,
     }
 
@@ -212,9 +232,11 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, separators=(",", ":"))
     args.out.write_text(text + "\n")
-    print(f"{args.out}: {len(result['characters'])} characters, {len(text)} bytes; "
-          f"{result['source']['held_out_with_strokes']} held-out characters have strokes; "
-          f"model-input difference to the PNGs {result['fidelity']}")
+    print(
+        f"{args.out}: {len(result['characters'])} characters, {len(text)} bytes; "
+        f"{result['source']['held_out_with_strokes']} held-out characters have strokes; "
+        f"model-input difference to the PNGs {result['fidelity']}"
+    )
     return 0
 
 

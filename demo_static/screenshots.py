@@ -5,13 +5,20 @@
 Writes demo.png (the page as it opens), demo-5way.png (5 classes x 2 examples with the comparison
 against a random initialization and "what the model sees"), embed-dark.png and projector.png.
 """
+
 import argparse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def wait(page, count=1):

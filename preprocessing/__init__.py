@@ -4,7 +4,8 @@ Shared by training and the server; depends only on numpy (and Pillow for PNG dec
 so the server can use it without torch. The browser implements the same spec in JS and
 both pass the golden vectors in tests/golden/.
 """
-from .spec import SPEC_VERSION, OUTPUT_SIZE, EmptyDrawingError, ink_from_rgba, to_model_input
+
 from .png import decode_png_ink
+from .spec import OUTPUT_SIZE, SPEC_VERSION, EmptyDrawingError, ink_from_rgba, to_model_input
 
 __all__ = ["SPEC_VERSION", "OUTPUT_SIZE", "EmptyDrawingError", "ink_from_rgba", "to_model_input", "decode_png_ink"]

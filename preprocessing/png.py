@@ -1,4 +1,5 @@
 """PNG bytes -> ink raster, the entry point of the spec for scans and canvas exports."""
+
 import io
 
 import numpy as np

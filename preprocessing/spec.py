@@ -1,4 +1,5 @@
 """Implementation of docs/preprocessing.md. Keep the two in step; bump SPEC_VERSION on any change."""
+
 import numpy as np
 
 SPEC_VERSION = 1

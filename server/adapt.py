@@ -5,6 +5,7 @@ Validation happens in two places: the structure (fields, types, labels, counts, 
 event loop before any work is queued, and the images (base64, PNG, arrays, empty drawings) on a
 pool worker, so that decoding is bounded by the same pool as the ONNX work.
 """
+
 import base64
 import binascii
 import json
@@ -25,13 +26,22 @@ IMAGE_SIDE = 28
 
 IMAGE_SCHEMA = {
     "description": "A drawing: a PNG (dark ink on a light background, any size), as base64 or as a "
-                   "`data:image/png;base64,` URL, preprocessed by the bundle's preprocessing spec; or a 28x28 "
-                   "array (rows of numbers in [0, 1], ink = 1) that is already model input.",
+    "`data:image/png;base64,` URL, preprocessed by the bundle's preprocessing spec; or a 28x28 "
+    "array (rows of numbers in [0, 1], ink = 1) that is already model input.",
     "anyOf": [
         {"type": "string", "title": "PNG (base64 or data URL)"},
-        {"type": "array", "title": "28x28 model input", "minItems": IMAGE_SIDE, "maxItems": IMAGE_SIDE,
-         "items": {"type": "array", "minItems": IMAGE_SIDE, "maxItems": IMAGE_SIDE,
-                   "items": {"type": "number", "minimum": 0, "maximum": 1}}},
+        {
+            "type": "array",
+            "title": "28x28 model input",
+            "minItems": IMAGE_SIDE,
+            "maxItems": IMAGE_SIDE,
+            "items": {
+                "type": "array",
+                "minItems": IMAGE_SIDE,
+                "maxItems": IMAGE_SIDE,
+                "items": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
     ],
 }
 Image = Annotated[Any, WithJsonSchema(IMAGE_SCHEMA)]
@@ -49,29 +59,44 @@ class QueryExample(BaseModel):
 
 
 # A complete request (two 24x24 drawings, an X and a +, and a query X), for the docs' "Try it out".
-EXAMPLE_X = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAAbUlEQVR42p2SMQ7AMAgDMf//szvQJr6oS5s"
-             "FxYcItiLX++n6BwRNCwhkbn13CP0a4JymGqWL5NHvx1050bGuYwfDhzEnDfqo27mhBxAzaOq79uFrkYYepNnvM11ulenSR6Rr+Nnp5peY"
-             "mz7/kgtw2yEvJp2+nwAAAABJRU5ErkJggg==")
-EXAMPLE_PLUS = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAALUlEQVR42mP8z4AdMDGQKsGCxGZkYPhPgV"
-                "EDKsH4n4GBEVP4P5lGDZcgIU0HABQcByvQFBuXAAAAAElFTkSuQmCC")
-EXAMPLE_QUERY = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAAZElEQVR42q2SQRLAIAgDDf//c3qwlI3To14"
-                 "QEiJhlNf/qXUbEEoCICDvvZoj8NWAR0GdbylHn/G4oe4Y16FDHz7iGHTUASidVtYnFnP4iV2ZSCV/kDrm/5AKLu69K8PP7rr3GR4Fuh0v"
-                 "ZjIvXQAAAABJRU5ErkJggg==")
-EXAMPLE_REQUEST = {"support": [{"image": EXAMPLE_X, "label": 0}, {"image": EXAMPLE_PLUS, "label": 1}],
-                   "query": [{"image": EXAMPLE_QUERY}], "steps": 10}
+EXAMPLE_X = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAAbUlEQVR42p2SMQ7AMAgDMf//szvQJr6oS5s"
+    "FxYcItiLX++n6BwRNCwhkbn13CP0a4JymGqWL5NHvx1050bGuYwfDhzEnDfqo27mhBxAzaOq79uFrkYYepNnvM11ulenSR6Rr+Nnp5peY"
+    "mz7/kgtw2yEvJp2+nwAAAABJRU5ErkJggg=="
+)
+EXAMPLE_PLUS = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAALUlEQVR42mP8z4AdMDGQKsGCxGZkYPhPgV"
+    "EDKsH4n4GBEVP4P5lGDZcgIU0HABQcByvQFBuXAAAAAElFTkSuQmCC"
+)
+EXAMPLE_QUERY = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABgAAAAYCAAAAADFHGIkAAAAZElEQVR42q2SQRLAIAgDDf//c3qwlI3To14"
+    "QEiJhlNf/qXUbEEoCICDvvZoj8NWAR0GdbylHn/G4oe4Y16FDHz7iGHTUASidVtYnFnP4iV2ZSCV/kDrm/5AKLu69K8PP7rr3GR4Fuh0v"
+    "ZjIvXQAAAABJRU5ErkJggg=="
+)
+EXAMPLE_REQUEST = {
+    "support": [{"image": EXAMPLE_X, "label": 0}, {"image": EXAMPLE_PLUS, "label": 1}],
+    "query": [{"image": EXAMPLE_QUERY}],
+    "steps": 10,
+}
 
 
 class AdaptRequest(BaseModel):
     """Adapt the model to the support set (labelled drawings), then classify the queries."""
-    model_config = ConfigDict(extra="forbid", strict=True, title="AdaptRequest",
-                              json_schema_extra={"examples": [EXAMPLE_REQUEST]})
-    support: list[SupportExample] = Field(description="The labelled drawings: 2-10 classes, 1-5 per class "
-                                          "by default (see /api/model limits).")
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, title="AdaptRequest", json_schema_extra={"examples": [EXAMPLE_REQUEST]}
+    )
+    support: list[SupportExample] = Field(
+        description="The labelled drawings: 2-10 classes, 1-5 per class by default (see /api/model limits)."
+    )
     query: list[QueryExample] = Field(description="The drawings to classify (at least one).")
     steps: int | None = Field(None, description="Adaptation steps (default: the bundle's).")
-    lr: Annotated[float, Field(allow_inf_nan=False)] | None = Field(None, description="Learning rate (default: the bundle's).")
-    transductive: bool | None = Field(None, description="Classify all queries in one batch (needs >= 2 queries; "
-                                      "default: the bundle's).")
+    lr: Annotated[float, Field(allow_inf_nan=False)] | None = Field(
+        None, description="Learning rate (default: the bundle's)."
+    )
+    transductive: bool | None = Field(
+        None, description="Classify all queries in one batch (needs >= 2 queries; default: the bundle's)."
+    )
 
 
 class Timing(BaseModel):
@@ -119,12 +144,15 @@ def parse_json(body: bytes):
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputError(f"malformed JSON: the body is not UTF-8 ({error.reason} at byte {error.start})",
-                         status=400) from None
+        raise InputError(
+            f"malformed JSON: the body is not UTF-8 ({error.reason} at byte {error.start})", status=400
+        ) from None
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
-        raise InputError(f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}", status=400) from None
+        raise InputError(
+            f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}", status=400
+        ) from None
     except RecursionError:
         raise InputError("malformed JSON: nested too deeply", status=400) from None
 
@@ -149,8 +177,11 @@ def format_validation_error(error: ValidationError) -> InputError:
         where = _loc(item["loc"])
         text = _FRIENDLY.get(item["type"], item["msg"][:1].lower() + item["msg"][1:])
         messages.append(f"{where}: {text}")
-    detail = messages[0] if len(messages) == 1 else f"{len(messages)} problems: " + "; ".join(messages[:5]) + (
-        "; ..." if len(messages) > 5 else "")
+    detail = (
+        messages[0]
+        if len(messages) == 1
+        else f"{len(messages)} problems: " + "; ".join(messages[:5]) + ("; ..." if len(messages) > 5 else "")
+    )
     return InputError(detail, status=422, errors=messages)
 
 
@@ -167,7 +198,9 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
     """The parsed JSON -> Plan, or InputError. limits: min/max classes and shots, max_steps, max_lr,
     max_queries (already narrowed to the bundle). defaults: the bundle's adaptation section."""
     if not isinstance(data, dict):
-        raise InputError(f"the body must be a JSON object with support and query, got {type(data).__name__ if data is not None else 'null'}")
+        raise InputError(
+            f"the body must be a JSON object with support and query, got {type(data).__name__ if data is not None else 'null'}"
+        )
     try:
         request = AdaptRequest.model_validate(data)
     except ValidationError as error:
@@ -180,24 +213,32 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
             raise InputError(f"support[{where}].label: labels are 0..N-1, got {label}")
     if max(values) >= limits["max_classes"]:
         top = max(values)
-        shown = top if top < 10 ** 6 else "a huge number"
-        raise InputError(f"too many classes: the labels go up to {shown}, so {shown if top >= 10 ** 6 else top + 1} "
-                         f"classes; at most {limits['max_classes']} are supported (labels 0..{limits['max_classes'] - 1})")
+        shown = top if top < 10**6 else "a huge number"
+        raise InputError(
+            f"too many classes: the labels go up to {shown}, so {shown if top >= 10**6 else top + 1} "
+            f"classes; at most {limits['max_classes']} are supported (labels 0..{limits['max_classes'] - 1})"
+        )
     labels = np.array(values, dtype=np.int64)
     classes = int(labels.max()) + 1
     counts = np.bincount(labels, minlength=classes)
     missing = [c for c in range(classes) if counts[c] == 0]
     if missing:
-        raise InputError(f"class {missing[0]} has no example: labels must be 0..N-1 with every class present "
-                         f"(labels given: {sorted(set(labels.tolist()))})")
+        raise InputError(
+            f"class {missing[0]} has no example: labels must be 0..N-1 with every class present "
+            f"(labels given: {sorted(set(labels.tolist()))})"
+        )
     if classes < limits["min_classes"]:
         raise InputError(f"too few classes: {classes}; at least {limits['min_classes']} are needed")
     if counts.max() > limits["max_shots"]:
         worst = int(np.argmax(counts))
-        raise InputError(f"too many examples for class {worst}: {counts[worst]}; at most {limits['max_shots']} per class")
+        raise InputError(
+            f"too many examples for class {worst}: {counts[worst]}; at most {limits['max_shots']} per class"
+        )
     if counts.min() < limits["min_shots"]:
         worst = int(np.argmin(counts))
-        raise InputError(f"too few examples for class {worst}: {counts[worst]}; at least {limits['min_shots']} per class")
+        raise InputError(
+            f"too few examples for class {worst}: {counts[worst]}; at least {limits['min_shots']} per class"
+        )
     if len(labels) < 2:
         raise InputError("support: needs at least 2 examples (BatchNorm uses batch statistics)")
     if not request.query:
@@ -212,10 +253,20 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
         raise InputError(f"lr: must be > 0 and <= {limits['max_lr']:g}, got {lr:g}")
     transductive = defaults["transductive"] if request.transductive is None else request.transductive
     if transductive and len(request.query) < 2:
-        raise InputError("transductive: needs at least 2 queries (they are normalised as one batch); "
-                         "send more queries or transductive: false")
-    return Plan([s.image for s in request.support], labels, [q.image for q in request.query], classes, steps,
-                float(lr), bool(transductive), defaults["optimizer"])
+        raise InputError(
+            "transductive: needs at least 2 queries (they are normalised as one batch); "
+            "send more queries or transductive: false"
+        )
+    return Plan(
+        [s.image for s in request.support],
+        labels,
+        [q.image for q in request.query],
+        classes,
+        steps,
+        float(lr),
+        bool(transductive),
+        defaults["optimizer"],
+    )
 
 
 # ---------------------------------------------------------------------------- images
@@ -227,8 +278,15 @@ def _png_size(data: bytes):
 
 
 def _not_png_message(data: bytes) -> str:
-    kinds = {b"\xff\xd8\xff": "a JPEG", b"GIF8": "a GIF", b"RIFF": "a RIFF/WebP file", b"BM": "a BMP",
-             b"<svg": "an SVG", b"<?xm": "an XML/SVG file", b"%PDF": "a PDF"}
+    kinds = {
+        b"\xff\xd8\xff": "a JPEG",
+        b"GIF8": "a GIF",
+        b"RIFF": "a RIFF/WebP file",
+        b"BM": "a BMP",
+        b"<svg": "an SVG",
+        b"<?xm": "an XML/SVG file",
+        b"%PDF": "a PDF",
+    }
     for magic, kind in kinds.items():
         if data.startswith(magic):
             return f"not a PNG image (the data is {kind}); send a PNG"
@@ -241,10 +299,16 @@ def decode_image(value, where: str, max_bytes: int, max_pixels: int) -> np.ndarr
         return _decode_png(value, where, max_bytes, max_pixels)
     if isinstance(value, list):
         return _decode_array(value, where)
-    kind = "null" if value is None else {bool: "a boolean", int: "a number", float: "a number",
-                                         dict: "an object"}.get(type(value), type(value).__name__)
-    raise InputError(f"{where}: expected a PNG (base64 or a data:image/png;base64, URL) or a 28x28 array of "
-                     f"numbers, got {kind}")
+    kind = (
+        "null"
+        if value is None
+        else {bool: "a boolean", int: "a number", float: "a number", dict: "an object"}.get(
+            type(value), type(value).__name__
+        )
+    )
+    raise InputError(
+        f"{where}: expected a PNG (base64 or a data:image/png;base64, URL) or a 28x28 array of numbers, got {kind}"
+    )
 
 
 def _decode_png(text: str, where: str, max_bytes: int, max_pixels: int) -> np.ndarray:
@@ -255,17 +319,22 @@ def _decode_png(text: str, where: str, max_bytes: int, max_pixels: int) -> np.nd
             raise InputError(f"{where}: a data URL must start with {DATA_URL_PREFIX!r}, got {header[:40]!r}")
     payload = "".join(payload.split())
     if len(payload) * 3 // 4 > max_bytes + 2:
-        raise InputError(f"{where}: the image is too large: about {len(payload) * 3 // 4} bytes, the limit is "
-                         f"{max_bytes} bytes per image")
+        raise InputError(
+            f"{where}: the image is too large: about {len(payload) * 3 // 4} bytes, the limit is "
+            f"{max_bytes} bytes per image"
+        )
     if not payload:
         raise InputError(f"{where}: the image is an empty string; send a PNG as base64")
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise InputError(f"{where}: not valid base64 (use the standard alphabet with padding, or a "
-                         f"{DATA_URL_PREFIX}... URL)") from None
+        raise InputError(
+            f"{where}: not valid base64 (use the standard alphabet with padding, or a {DATA_URL_PREFIX}... URL)"
+        ) from None
     if len(data) > max_bytes:
-        raise InputError(f"{where}: the image is too large: {len(data)} bytes, the limit is {max_bytes} bytes per image")
+        raise InputError(
+            f"{where}: the image is too large: {len(data)} bytes, the limit is {max_bytes} bytes per image"
+        )
     if not data.startswith(PNG_SIGNATURE):
         raise InputError(f"{where}: {_not_png_message(data)}")
     size = _png_size(data)
@@ -275,8 +344,10 @@ def _decode_png(text: str, where: str, max_bytes: int, max_pixels: int) -> np.nd
     if width < 1 or height < 1:
         raise InputError(f"{where}: not a readable PNG image (size {width}x{height})")
     if width * height > max_pixels:
-        raise InputError(f"{where}: the image is too large: {width}x{height} = {width * height} pixels, the limit is "
-                         f"{max_pixels} pixels")
+        raise InputError(
+            f"{where}: the image is too large: {width}x{height} = {width * height} pixels, the limit is "
+            f"{max_pixels} pixels"
+        )
     try:
         ink = decode_png_ink(data)
     except ValueError as error:
@@ -286,8 +357,10 @@ def _decode_png(text: str, where: str, max_bytes: int, max_pixels: int) -> np.nd
     try:
         return to_model_input(ink)
     except EmptyDrawingError:
-        raise InputError(f"{where}: the drawing is empty (no pixel is dark enough to count as ink); draw something "
-                         "dark on a light background") from None
+        raise InputError(
+            f"{where}: the drawing is empty (no pixel is dark enough to count as ink); draw something "
+            "dark on a light background"
+        ) from None
 
 
 def _decode_array(rows: list, where: str) -> np.ndarray:
@@ -296,8 +369,9 @@ def _decode_array(rows: list, where: str) -> np.ndarray:
         if rows and all(isinstance(r, list) for r in rows):
             lengths = sorted({len(r) for r in rows})
             shape.append(lengths[0] if len(lengths) == 1 else f"{lengths[0]}..{lengths[-1]}")
-        raise InputError(f"{where}: an array image must be 28 rows of 28 numbers (28x28), got shape "
-                         f"{'x'.join(map(str, shape))}")
+        raise InputError(
+            f"{where}: an array image must be 28 rows of 28 numbers (28x28), got shape {'x'.join(map(str, shape))}"
+        )
     for i, row in enumerate(rows):
         for j, x in enumerate(row):
             if type(x) is not float and type(x) is not int:
@@ -350,9 +424,17 @@ def run_plan(bundle, plan: Plan, check, max_bytes: int, max_pixels: int, queued_
         queries.append(decode_image(image, f"query[{i}].image", max_bytes, max_pixels))
         check()
     t1 = time.perf_counter()
-    result = bundle.adapt(np.stack(support), plan.labels, np.stack(queries), steps=plan.steps, lr=plan.lr,
-                          optimizer=plan.optimizer, transductive=plan.transductive, classes=plan.classes,
-                          batches=_CheckedBatches(len(support), plan.steps, check))
+    result = bundle.adapt(
+        np.stack(support),
+        plan.labels,
+        np.stack(queries),
+        steps=plan.steps,
+        lr=plan.lr,
+        optimizer=plan.optimizer,
+        transductive=plan.transductive,
+        classes=plan.classes,
+        batches=_CheckedBatches(len(support), plan.steps, check),
+    )
     t2 = time.perf_counter()
     losses = [float(x) for x in result.losses]
     if not (np.isfinite(result.probabilities).all() and all(math.isfinite(x) for x in losses)):
@@ -368,8 +450,11 @@ def run_plan(bundle, plan: Plan, check, max_bytes: int, max_pixels: int, queued_
         "lr": plan.lr,
         "transductive": plan.transductive,
         "optimizer": plan.optimizer,
-        "timing": {"queue_ms": round(queued_s * 1000, 3), "preprocess_ms": round((t1 - t0) * 1000, 3),
-                   "adapt_ms": round((t2 - t1) * 1000, 3)},
+        "timing": {
+            "queue_ms": round(queued_s * 1000, 3),
+            "preprocess_ms": round((t1 - t0) * 1000, 3),
+            "adapt_ms": round((t2 - t1) * 1000, 3),
+        },
     }
 
 
@@ -377,5 +462,7 @@ def check_spec(bundle):
     """The server implements preprocessing spec SPEC_VERSION only; refuse a bundle trained on another."""
     wanted = bundle.manifest.get("input", {}).get("preprocessing_spec")
     if wanted != SPEC_VERSION:
-        raise ValueError(f"the bundle was trained with preprocessing spec {wanted!r}; this server implements "
-                         f"spec {SPEC_VERSION} only")
+        raise ValueError(
+            f"the bundle was trained with preprocessing spec {wanted!r}; this server implements "
+            f"spec {SPEC_VERSION} only"
+        )

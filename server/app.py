@@ -1,11 +1,11 @@
 """The FastAPI application: create_app(settings) -> app. See docs/server.md for the routes."""
-import json
+
 import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlencode, urlsplit, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +17,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bundle import BundleError, load_bundle
 
 from . import static
-from .adapt import (AdaptRequest, AdaptResponse, ErrorResponse, InputError, check_spec, format_validation_error,
-                    parse_json, run_plan, validate_request)
+from .adapt import (
+    AdaptRequest,
+    AdaptResponse,
+    ErrorResponse,
+    InputError,
+    check_spec,
+    parse_json,
+    run_plan,
+    validate_request,
+)
 from .config import Settings, SettingsError, settings_from_env
 from .pool import DeadlineExceeded, Overloaded, WorkerPool
 
@@ -28,8 +36,13 @@ access_log = logging.getLogger("reptile_demo.access")
 SERVER_TEMPLATES = Path(__file__).resolve().parent / "templates"
 ORT_DIST = Path("node_modules") / "onnxruntime-web" / "dist"
 # The wasm-only build of onnxruntime-web (no WebGL/WebGPU/JSEP) and its source maps.
-ORT_FILES = ("ort.wasm.min.mjs", "ort.wasm.min.js", "ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm",
-             "ort-wasm-simd-threaded.mjs")
+ORT_FILES = (
+    "ort.wasm.min.mjs",
+    "ort.wasm.min.js",
+    "ort.wasm.bundle.min.mjs",
+    "ort-wasm-simd-threaded.wasm",
+    "ort-wasm-simd-threaded.mjs",
+)
 ORT_ALLOWED = frozenset(ORT_FILES + tuple(f + ".map" for f in ORT_FILES if not f.endswith(".wasm")))
 MODEL_SUFFIXES = {".json", ".onnx", ".safetensors", ".md", ".txt"}
 WEB_HIDDEN = {"templates", "node_modules"}
@@ -37,13 +50,16 @@ MODES, THEMES = ("browser", "server"), ("light", "dark")
 PAGE_DEFAULTS = {"classes": 3, "shots": 1, "mode": "browser", "theme": "light"}
 OEMBED_SIZE = (480, 640)  # default iframe width, height
 
-ERROR_RESPONSES = {code: {"model": ErrorResponse, "description": text} for code, text in {
-    400: "Malformed JSON or an unreadable request",
-    413: "The body is over the size limit (2 MB by default)",
-    415: "The body is not application/json",
-    422: "Invalid input; the message names the field or image",
-    503: "The server is busy (queue full) or the request ran past its time limit; see Retry-After",
-}.items()}
+ERROR_RESPONSES = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Malformed JSON or an unreadable request",
+        413: "The body is over the size limit (2 MB by default)",
+        415: "The body is not application/json",
+        422: "Invalid input; the message names the field or image",
+        503: "The server is busy (queue full) or the request ran past its time limit; see Retry-After",
+    }.items()
+}
 
 
 # ---------------------------------------------------------------------------- headers
@@ -54,9 +70,11 @@ def content_security_policy(frame_ancestors: str, docs: bool = False) -> str:
         img = "'self' data: https://fastapi.tiangolo.com"
     else:
         script, style, img = "'self' 'wasm-unsafe-eval'", "'self'", "'self' data: blob:"
-    return (f"default-src 'self'; script-src {script}; worker-src 'self' blob:; connect-src 'self'; "
-            f"style-src {style}; img-src {img}; font-src 'self'; manifest-src 'self'; object-src 'none'; "
-            f"base-uri 'self'; form-action 'self'; frame-ancestors {frame_ancestors}")
+    return (
+        f"default-src 'self'; script-src {script}; worker-src 'self' blob:; connect-src 'self'; "
+        f"style-src {style}; img-src {img}; font-src 'self'; manifest-src 'self'; object-src 'none'; "
+        f"base-uri 'self'; form-action 'self'; frame-ancestors {frame_ancestors}"
+    )
 
 
 class HeadersAndAccessLog:
@@ -66,28 +84,43 @@ class HeadersAndAccessLog:
     def __init__(self, app, settings: Settings):
         self.app = app
         self.root = settings.root_path
-        common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"strict-origin-when-cross-origin"),
-                  (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()")]
+        common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+        ]
         isolated = [(b"cross-origin-opener-policy", b"same-origin"), (b"cross-origin-embedder-policy", b"require-corp")]
         # "/" and everything it loads: cross-origin isolated so onnxruntime-web can use threads.
-        self.default = common + isolated + [
-            (b"content-security-policy", content_security_policy("'self'").encode()),
-            (b"x-frame-options", b"SAMEORIGIN"), (b"cross-origin-resource-policy", b"same-origin")]
+        self.default = (
+            common
+            + isolated
+            + [
+                (b"content-security-policy", content_security_policy("'self'").encode()),
+                (b"x-frame-options", b"SAMEORIGIN"),
+                (b"cross-origin-resource-policy", b"same-origin"),
+            ]
+        )
         # "/embed": framed by other sites, so no COOP/COEP and no X-Frame-Options; CORP cross-origin lets
         # a cross-origin-isolated parent page frame it too.
         self.embed = common + [
             (b"content-security-policy", content_security_policy(settings.frame_ancestors).encode()),
-            (b"cross-origin-resource-policy", b"cross-origin")]
-        self.docs = common + [(b"content-security-policy", content_security_policy("'self'", docs=True).encode()),
-                              (b"x-frame-options", b"SAMEORIGIN"), (b"cross-origin-resource-policy", b"same-origin")]
+            (b"cross-origin-resource-policy", b"cross-origin"),
+        ]
+        self.docs = common + [
+            (b"content-security-policy", content_security_policy("'self'", docs=True).encode()),
+            (b"x-frame-options", b"SAMEORIGIN"),
+            (b"cross-origin-resource-policy", b"same-origin"),
+        ]
         # oEmbed is read by other sites' servers and pages.
-        self.oembed = common + [(b"content-security-policy", content_security_policy("'none'").encode()),
-                                (b"cross-origin-resource-policy", b"cross-origin"),
-                                (b"access-control-allow-origin", b"*")]
+        self.oembed = common + [
+            (b"content-security-policy", content_security_policy("'none'").encode()),
+            (b"cross-origin-resource-policy", b"cross-origin"),
+            (b"access-control-allow-origin", b"*"),
+        ]
 
     def headers_for(self, path: str):
         if self.root and path.startswith(self.root):
-            path = path[len(self.root):] or "/"
+            path = path[len(self.root) :] or "/"
         if path in ("/embed", "/embed/"):
             return self.embed
         if path in ("/docs", "/docs/oauth2-redirect", "/redoc"):
@@ -115,8 +148,13 @@ class HeadersAndAccessLog:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            access_log.info("%s %s %d %.1fms", scope.get("method", "-"), scope.get("path", "-"), status[0],
-                            (time.perf_counter() - start) * 1000)
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope.get("method", "-"),
+                scope.get("path", "-"),
+                status[0],
+                (time.perf_counter() - start) * 1000,
+            )
 
 
 # ---------------------------------------------------------------------------- the app
@@ -147,12 +185,20 @@ class State:
     def _limits(self) -> dict:
         s, b = self.settings, self.bundle
         (bc_lo, bc_hi), (bs_lo, bs_hi) = b.classes_range, b.shots_range
-        limits = {"min_classes": max(s.min_classes, bc_lo), "max_classes": min(s.max_classes, bc_hi),
-                  "min_shots": max(s.min_shots, bs_lo), "max_shots": min(s.max_shots, bs_hi),
-                  "max_steps": s.max_steps, "max_lr": s.max_lr, "max_queries": s.max_queries}
+        limits = {
+            "min_classes": max(s.min_classes, bc_lo),
+            "max_classes": min(s.max_classes, bc_hi),
+            "min_shots": max(s.min_shots, bs_lo),
+            "max_shots": min(s.max_shots, bs_hi),
+            "max_steps": s.max_steps,
+            "max_lr": s.max_lr,
+            "max_queries": s.max_queries,
+        }
         if limits["min_classes"] > limits["max_classes"] or limits["min_shots"] > limits["max_shots"]:
-            raise SettingsError(f"the configured classes/shots ranges do not overlap the bundle's "
-                                f"(classes {bc_lo}..{bc_hi}, shots {bs_lo}..{bs_hi})")
+            raise SettingsError(
+                f"the configured classes/shots ranges do not overlap the bundle's "
+                f"(classes {bc_lo}..{bc_hi}, shots {bs_lo}..{bs_hi})"
+            )
         defaults = b.defaults
         if defaults["steps"] > s.max_steps:
             raise SettingsError(f"the bundle's default steps ({defaults['steps']}) exceed max_steps ({s.max_steps})")
@@ -174,7 +220,9 @@ class State:
     def model_path(self, name: str, file: str) -> Path | None:
         if "/" in name or "/" in file or Path(file).suffix.lower() not in MODEL_SUFFIXES:
             return None
-        folder = self.settings.model if name == self.model_dir_name else static.safe_join(self.settings.models_dir, name)
+        folder = (
+            self.settings.model if name == self.model_dir_name else static.safe_join(self.settings.models_dir, name)
+        )
         return static.safe_join(folder, file) if folder is not None else None
 
     def asset_url(self, relative: str, root_path: str = "") -> str:
@@ -204,8 +252,11 @@ class State:
         base = f"{root_path}/models/{self.model_dir_name}/"
         files = {}
         for name, entry in sorted(m.get("files", {}).items()):
-            files[name] = {"url": f"{base}{name}?v={entry['sha256'][:static.HASH_CHARS]}", "sha256": entry["sha256"],
-                           "bytes": entry.get("bytes")}
+            files[name] = {
+                "url": f"{base}{name}?v={entry['sha256'][: static.HASH_CHARS]}",
+                "sha256": entry["sha256"],
+                "bytes": entry.get("bytes"),
+            }
         manifest_version = self.files.version(s.model / "model.json")
         adaptation = b.defaults
         provenance = m.get("provenance") or {}
@@ -217,13 +268,20 @@ class State:
             "classes": {"min": limits["min_classes"], "max": limits["max_classes"]},
             "shots": {"min": limits["min_shots"], "max": limits["max_shots"]},
             "trained_ways": b.trained_ways,
-            "adaptation": {k: adaptation.get(k) for k in ("optimizer", "steps", "lr", "eps", "transductive", "chosen_by")},
+            "adaptation": {
+                k: adaptation.get(k) for k in ("optimizer", "steps", "lr", "eps", "transductive", "chosen_by")
+            },
             "accuracy": m.get("accuracy"),
             "input": {"shape": list(b.image_shape), "preprocessing_spec": m["input"].get("preprocessing_spec")},
-            "limits": {"max_steps": limits["max_steps"], "max_lr": limits["max_lr"],
-                       "max_queries": limits["max_queries"], "max_body_bytes": s.max_body_bytes,
-                       "max_image_bytes": s.max_image_bytes, "max_image_pixels": s.max_image_pixels,
-                       "timeout_s": s.timeout_s},
+            "limits": {
+                "max_steps": limits["max_steps"],
+                "max_lr": limits["max_lr"],
+                "max_queries": limits["max_queries"],
+                "max_body_bytes": s.max_body_bytes,
+                "max_image_bytes": s.max_image_bytes,
+                "max_image_pixels": s.max_image_pixels,
+                "timeout_s": s.timeout_s,
+            },
             "manifest_url": f"{base}model.json" + (f"?v={manifest_version}" if manifest_version else ""),
             "base_url": base,
             "files": files,
@@ -248,16 +306,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if state.pool is not None:
             state.pool.close()
 
-    app = FastAPI(title="Reptile few-shot demo", version="1.0",
-                  description="Draw a few examples of new characters; a CNN meta-trained with Reptile adapts to them. "
-                              "The adaptation API runs the same ONNX graphs as the browser.",
-                  lifespan=lifespan, redoc_url=None)
+    app = FastAPI(
+        title="Reptile few-shot demo",
+        version="1.0",
+        description="Draw a few examples of new characters; a CNN meta-trained with Reptile adapts to them. "
+        "The adaptation API runs the same ONNX graphs as the browser.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
     app.state.demo = state
     app.add_middleware(HeadersAndAccessLog, settings=settings)
 
-    env = Environment(loader=ChoiceLoader([FileSystemLoader(str(settings.web_dir / "templates")),
-                                           FileSystemLoader(str(SERVER_TEMPLATES))]),
-                      autoescape=select_autoescape(["html", "htm", "xml"]), auto_reload=True)
+    env = Environment(
+        loader=ChoiceLoader(
+            [FileSystemLoader(str(settings.web_dir / "templates")), FileSystemLoader(str(SERVER_TEMPLATES))]
+        ),
+        autoescape=select_autoescape(["html", "htm", "xml"]),
+        auto_reload=True,
+    )
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(RequestValidationError)
@@ -283,8 +349,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(DeadlineExceeded)
     async def on_deadline(request: Request, error: DeadlineExceeded):
-        return _error(503, f"{error}; retry later, or with fewer steps or drawings",
-                      headers={"Retry-After": str(error.retry_after)})
+        return _error(
+            503,
+            f"{error}; retry later, or with fewer steps or drawings",
+            headers={"Retry-After": str(error.retry_after)},
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception):
@@ -297,15 +366,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ------------------------------------------------------------------ pages
     def page_settings(classes, shots, mode, theme) -> dict:
         limits = state.limits
-        values = {"classes": PAGE_DEFAULTS["classes"] if classes is None else classes,
-                  "shots": PAGE_DEFAULTS["shots"] if shots is None else shots,
-                  "mode": mode or PAGE_DEFAULTS["mode"], "theme": theme or PAGE_DEFAULTS["theme"]}
+        values = {
+            "classes": PAGE_DEFAULTS["classes"] if classes is None else classes,
+            "shots": PAGE_DEFAULTS["shots"] if shots is None else shots,
+            "mode": mode or PAGE_DEFAULTS["mode"],
+            "theme": theme or PAGE_DEFAULTS["theme"],
+        }
         if classes is None:
             values["classes"] = min(max(values["classes"], limits["min_classes"]), limits["max_classes"])
         if shots is None:
             values["shots"] = min(max(values["shots"], limits["min_shots"]), limits["max_shots"])
         if not limits["min_classes"] <= values["classes"] <= limits["max_classes"]:
-            raise InputError(f"classes: must be {limits['min_classes']}..{limits['max_classes']}, got {values['classes']}")
+            raise InputError(
+                f"classes: must be {limits['min_classes']}..{limits['max_classes']}, got {values['classes']}"
+            )
         if not limits["min_shots"] <= values["shots"] <= limits["max_shots"]:
             raise InputError(f"shots: must be {limits['min_shots']}..{limits['max_shots']}, got {values['shots']}")
         if values["mode"] not in MODES:
@@ -324,47 +398,85 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         query = urlencode(values)
         oembed = f"{base}/oembed?" + urlencode({"url": f"{page}?{query}", "format": "json"})
         context = {
-            "model": state.summary(root), "settings": values, "embed": embed, "base_url": base, "root_path": root,
-            "asset": lambda path: state.asset_url(path, root), "oembed_url": oembed,
-            "sw_url": f"{root}/sw.js", "api_url": f"{root}/api", "embed_url": f"{base}/embed?{query}",
+            "model": state.summary(root),
+            "settings": values,
+            "embed": embed,
+            "base_url": base,
+            "root_path": root,
+            "asset": lambda path: state.asset_url(path, root),
+            "oembed_url": oembed,
+            "sw_url": f"{root}/sw.js",
+            "api_url": f"{root}/api",
+            "embed_url": f"{base}/embed?{query}",
             "page_url": f"{base}/?{query}",
         }
         html = env.get_template(template).render(**context)
-        headers = {"Cache-Control": "no-cache",
-                   "Link": f'<{oembed}>; rel="alternate"; type="application/json+oembed"; title="Reptile few-shot demo"'}
+        headers = {
+            "Cache-Control": "no-cache",
+            "Link": f'<{oembed}>; rel="alternate"; type="application/json+oembed"; title="Reptile few-shot demo"',
+        }
         return HTMLResponse(html, headers=headers)
 
     # The ranges are the served bundle's (narrowed by the settings), so the OpenAPI schema states them.
     lim = state.limits or {"min_classes": 2, "max_classes": 10, "min_shots": 1, "max_shots": 5}
-    Classes = Annotated[int | None, Query(ge=lim["min_classes"], le=lim["max_classes"],
-                                          description="Number of classes to draw (default 3)")]
-    Shots = Annotated[int | None, Query(ge=lim["min_shots"], le=lim["max_shots"], description="Drawings per class (default 1)")]
+    Classes = Annotated[
+        int | None,
+        Query(ge=lim["min_classes"], le=lim["max_classes"], description="Number of classes to draw (default 3)"),
+    ]
+    Shots = Annotated[
+        int | None, Query(ge=lim["min_shots"], le=lim["max_shots"], description="Drawings per class (default 1)")
+    ]
     Mode = Annotated[Literal["browser", "server"] | None, Query(description="Where adaptation runs (default browser)")]
     Theme = Annotated[Literal["light", "dark"] | None, Query(description="Colour theme (default light)")]
-    page_responses = {200: {"content": {"text/html": {}}, "description": "The page"},
-                      422: _json_response(ERROR_RESPONSES[422]["description"]),
-                      503: _json_response("The model bundle is not loaded")}
+    page_responses = {
+        200: {"content": {"text/html": {}}, "description": "The page"},
+        422: _json_response(ERROR_RESPONSES[422]["description"]),
+        503: _json_response("The model bundle is not loaded"),
+    }
 
     @app.get("/", response_class=HTMLResponse, tags=["pages"], summary="The demo page", responses=page_responses)
-    async def index(request: Request, classes: Classes = None, shots: Shots = None, mode: Mode = None, theme: Theme = None):
+    async def index(
+        request: Request, classes: Classes = None, shots: Shots = None, mode: Mode = None, theme: Theme = None
+    ):
         if state.bundle is None:
             return not_ready()
         return render(request, "index.html", False, page_settings(classes, shots, mode, theme))
 
-    @app.get("/embed", response_class=HTMLResponse, tags=["pages"], summary="The embeddable demo (for iframes)",
-             responses=page_responses)
-    async def embed(request: Request, classes: Classes = None, shots: Shots = None, mode: Mode = None, theme: Theme = None):
+    @app.get(
+        "/embed",
+        response_class=HTMLResponse,
+        tags=["pages"],
+        summary="The embeddable demo (for iframes)",
+        responses=page_responses,
+    )
+    async def embed(
+        request: Request, classes: Classes = None, shots: Shots = None, mode: Mode = None, theme: Theme = None
+    ):
         if state.bundle is None:
             return not_ready()
         return render(request, "embed.html", True, page_settings(classes, shots, mode, theme))
 
-    @app.get("/oembed", tags=["pages"], summary="oEmbed (JSON) for the embeddable demo",
-             responses={404: ERROR_RESPONSES[422] | {"description": "Not a URL of this demo"},
-                        422: ERROR_RESPONSES[422], 501: {"model": ErrorResponse, "description": "format=xml"}})
-    async def oembed(request: Request, url: str = Query(..., description="A URL of this demo (/ or /embed)"),
-                     format: str = Query("json", description="Only json is offered (xml: 501, as oEmbed specifies)",
-                                         json_schema_extra={"enum": ["json"]}),
-                     maxwidth: int | None = Query(None, ge=1), maxheight: int | None = Query(None, ge=1)):
+    @app.get(
+        "/oembed",
+        tags=["pages"],
+        summary="oEmbed (JSON) for the embeddable demo",
+        responses={
+            404: ERROR_RESPONSES[422] | {"description": "Not a URL of this demo"},
+            422: ERROR_RESPONSES[422],
+            501: {"model": ErrorResponse, "description": "format=xml"},
+        },
+    )
+    async def oembed(
+        request: Request,
+        url: str = Query(..., description="A URL of this demo (/ or /embed)"),
+        format: str = Query(
+            "json",
+            description="Only json is offered (xml: 501, as oEmbed specifies)",
+            json_schema_extra={"enum": ["json"]},
+        ),
+        maxwidth: int | None = Query(None, ge=1),
+        maxheight: int | None = Query(None, ge=1),
+    ):
         if format == "xml":
             return _error(501, "format=xml is not offered; use format=json")
         if format != "json":
@@ -373,55 +485,101 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return not_ready()
         base = base_url(request)
         parts, own = urlsplit(url), urlsplit(base)
-        path = parts.path[len(own.path):] if own.path and parts.path.startswith(own.path) else parts.path
-        if parts.scheme not in ("http", "https") or parts.netloc.lower() != own.netloc.lower() or path not in ("", "/", "/embed"):
+        path = parts.path[len(own.path) :] if own.path and parts.path.startswith(own.path) else parts.path
+        if (
+            parts.scheme not in ("http", "https")
+            or parts.netloc.lower() != own.netloc.lower()
+            or path not in ("", "/", "/embed")
+        ):
             return _error(404, f"not a URL of this demo: expected {base}/ or {base}/embed")
         query = dict(parse_qsl(parts.query))
         try:
-            values = page_settings(*(int(query[k]) if k in query else None for k in ("classes", "shots")),
-                                   query.get("mode"), query.get("theme"))
+            values = page_settings(
+                *(int(query[k]) if k in query else None for k in ("classes", "shots")),
+                query.get("mode"),
+                query.get("theme"),
+            )
         except ValueError as error:
             raise InputError(f"url: {error}") from None
         width, height = OEMBED_SIZE
         width, height = min(width, maxwidth or width), min(height, maxheight or height)
         src = f"{base}/embed?{urlencode(values)}"
         title = "Teach a neural network new characters (Reptile few-shot demo)"
-        html = (f'<iframe src="{_attr(src)}" width="{width}" height="{height}" title="{_attr(title)}" '
-                f'frameborder="0" loading="lazy" allow="cross-origin-isolated"></iframe>')
-        return JSONResponse({"version": "1.0", "type": "rich", "provider_name": "Reptile few-shot demo",
-                             "provider_url": f"{base}/", "title": title, "html": html, "width": width,
-                             "height": height, "cache_age": 3600},
-                            headers={"Cache-Control": "public, max-age=3600"})
+        html = (
+            f'<iframe src="{_attr(src)}" width="{width}" height="{height}" title="{_attr(title)}" '
+            f'frameborder="0" loading="lazy" allow="cross-origin-isolated"></iframe>'
+        )
+        return JSONResponse(
+            {
+                "version": "1.0",
+                "type": "rich",
+                "provider_name": "Reptile few-shot demo",
+                "provider_url": f"{base}/",
+                "title": title,
+                "html": html,
+                "width": width,
+                "height": height,
+                "cache_age": 3600,
+            },
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
 
     # ------------------------------------------------------------------ API
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz():
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
-    @app.get("/readyz", tags=["health"], summary="The bundle is loaded, its sha256s verified, the pool running",
-             responses={503: {"model": ErrorResponse, "description": "Not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The bundle is loaded, its sha256s verified, the pool running",
+        responses={503: {"model": ErrorResponse, "description": "Not ready"}},
+    )
     async def readyz():
         if state.bundle is None:
             return not_ready()
         pool = state.pool
-        return JSONResponse({"status": "ready", "model": state.bundle.name, "warning": state.bundle.warning,
-                             "sha256_verified": True, "workers": pool.workers, "busy": pool.busy,
-                             "waiting": pool.waiting, "queue": pool.queue_size},
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "model": state.bundle.name,
+                "warning": state.bundle.warning,
+                "sha256_verified": True,
+                "workers": pool.workers,
+                "busy": pool.busy,
+                "waiting": pool.waiting,
+                "queue": pool.queue_size,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
-    @app.get("/api/model", tags=["api"], summary="The served model: name, warning, classes and shots ranges, "
-             "default adaptation settings, accuracy, limits, file URLs",
-             responses={503: {"model": ErrorResponse, "description": "The bundle is not loaded"}})
+    @app.get(
+        "/api/model",
+        tags=["api"],
+        summary="The served model: name, warning, classes and shots ranges, "
+        "default adaptation settings, accuracy, limits, file URLs",
+        responses={503: {"model": ErrorResponse, "description": "The bundle is not loaded"}},
+    )
     async def api_model(request: Request):
         if state.bundle is None:
             return not_ready()
-        return JSONResponse(state.summary(request.scope.get("root_path", "") or ""),
-                            headers={"Cache-Control": "no-cache"})
+        return JSONResponse(
+            state.summary(request.scope.get("root_path", "") or ""), headers={"Cache-Control": "no-cache"}
+        )
 
-    @app.post("/api/adapt", tags=["api"], response_model=AdaptResponse, responses=ERROR_RESPONSES,
-              summary="Adapt to labelled drawings and classify the queries",
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": {"$ref": "#/components/schemas/AdaptRequest"}}}}})
+    @app.post(
+        "/api/adapt",
+        tags=["api"],
+        response_model=AdaptResponse,
+        responses=ERROR_RESPONSES,
+        summary="Adapt to labelled drawings and classify the queries",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AdaptRequest"}}},
+            }
+        },
+    )
     async def api_adapt(request: Request):
         received = time.perf_counter()
         if state.bundle is None:
@@ -451,8 +609,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             cache_control = cache or static.SHORT
         etag = entry.etag(encoding)
-        headers = {"Cache-Control": cache_control, "ETag": etag,
-                   "Content-Type": static.MIME_TYPES.get(entry.suffix, "application/octet-stream")}
+        headers = {
+            "Cache-Control": cache_control,
+            "ETag": etag,
+            "Content-Type": static.MIME_TYPES.get(entry.suffix, "application/octet-stream"),
+        }
         if entry.suffix in static.COMPRESSIBLE:
             headers["Vary"] = "Accept-Encoding"
         if static.etag_matches(request.headers.get("if-none-match"), etag):
@@ -475,20 +636,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if path is None:
             return _error(404, f"/vendor/onnxruntime-web/ serves only the wasm build: {', '.join(sorted(ORT_ALLOWED))}")
         if not path.parent.is_dir():
-            return _error(404, "onnxruntime-web is not installed: run `npm ci` in web/ (the Makefile's setup "
-                               "does it) to get web/node_modules/onnxruntime-web")
+            return _error(
+                404,
+                "onnxruntime-web is not installed: run `npm ci` in web/ (the Makefile's setup "
+                "does it) to get web/node_modules/onnxruntime-web",
+            )
         return await send_file(request, path, f"onnxruntime-web does not ship {name}")
 
     @app.api_route("/models/{name}/{file}", methods=["GET", "HEAD"], include_in_schema=False)
     async def model_file(request: Request, name: str, file: str):
         # model.json and MODEL_CARD.md change when a bundle is replaced: revalidate unless ?v= names them
-        return await send_file(request, state.model_path(name, file), f"no such model file: /models/{name}/{file}",
-                               cache=static.REVALIDATE)
+        return await send_file(
+            request, state.model_path(name, file), f"no such model file: /models/{name}/{file}", cache=static.REVALIDATE
+        )
 
     @app.api_route("/sw.js", methods=["GET", "HEAD"], include_in_schema=False)
     async def service_worker(request: Request):
-        response = await send_file(request, static.safe_join(settings.web_dir, "sw.js"),
-                                   "no service worker (web/sw.js) in this build", cache=static.REVALIDATE)
+        response = await send_file(
+            request,
+            static.safe_join(settings.web_dir, "sw.js"),
+            "no service worker (web/sw.js) in this build",
+            cache=static.REVALIDATE,
+        )
         if response.status_code in (200, 304):
             response.headers["Cache-Control"] = static.REVALIDATE  # browsers must see a new worker at once
             response.headers["Service-Worker-Allowed"] = (request.scope.get("root_path", "") or "") + "/"
@@ -538,8 +707,10 @@ def _constrain(components: dict, limits: dict) -> None:
     props = components["AdaptRequest"]["properties"]
     props["support"].update(minItems=2, maxItems=limits["max_classes"] * limits["max_shots"])
     props["query"].update(minItems=1, maxItems=limits["max_queries"])
-    for name, bounds in (("steps", {"minimum": 0, "maximum": limits["max_steps"]}),
-                         ("lr", {"exclusiveMinimum": 0, "maximum": limits["max_lr"]})):
+    for name, bounds in (
+        ("steps", {"minimum": 0, "maximum": limits["max_steps"]}),
+        ("lr", {"exclusiveMinimum": 0, "maximum": limits["max_lr"]}),
+    ):
         for option in props[name].get("anyOf", [props[name]]):
             if option.get("type") in ("integer", "number"):
                 option.update(bounds)
@@ -547,8 +718,10 @@ def _constrain(components: dict, limits: dict) -> None:
 
 
 def _json_response(description: str) -> dict:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
 
 
 def _attr(text: str) -> str:

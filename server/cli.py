@@ -3,6 +3,7 @@ reptile-demo export-static DIR [--model DIR] ...  (a server-less, browser-only c
 
 Every flag has an environment variable (REPTILE_DEMO_<NAME>, e.g. REPTILE_DEMO_PORT); flags win.
 """
+
 import argparse
 import logging
 import os
@@ -24,12 +25,18 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reptile-demo", description="The Reptile few-shot demo server.")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="serve the demo pages and the adaptation API (the default command)",
-                           description=f"Settings also come from environment variables {ENV_PREFIX}<FLAG> "
-                                       f"(e.g. {ENV_PREFIX}PORT, {ENV_PREFIX}MAX_STEPS); flags win.")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the demo pages and the adaptation API (the default command)",
+        description=f"Settings also come from environment variables {ENV_PREFIX}<FLAG> "
+        f"(e.g. {ENV_PREFIX}PORT, {ENV_PREFIX}MAX_STEPS); flags win.",
+    )
     add_serve_flags(serve)
-    sub.add_parser("export-static", add_help=False,
-                   help="write a server-less, browser-only copy of the demo into DIR (see export-static --help)")
+    sub.add_parser(
+        "export-static",
+        add_help=False,
+        help="write a server-less, browser-only copy of the demo into DIR (see export-static --help)",
+    )
     return parser
 
 
@@ -82,12 +89,25 @@ def main(argv=None) -> int:
         logging.getLogger("reptile_demo").warning("model %s: %s", state.bundle.name, state.bundle.warning)
     logging.getLogger("reptile_demo").info(
         "model %s loaded and verified, %d workers, queue %d (%.0f ms since start); http://%s:%d/",
-        state.bundle.name, settings.workers, settings.queue, (time.perf_counter() - started) * 1000,
-        settings.host, settings.port)
+        state.bundle.name,
+        settings.workers,
+        settings.queue,
+        (time.perf_counter() - started) * 1000,
+        settings.host,
+        settings.port,
+    )
     # uvicorn's own access log is off: reptile_demo.access logs one line per request without the query string.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                log_config=None, proxy_headers=True, timeout_graceful_shutdown=10,
-                root_path=settings.root_path)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+        root_path=settings.root_path,
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """Server settings: defaults < environment variables (REPTILE_DEMO_*) < command-line flags."""
+
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -45,22 +46,34 @@ class Settings:
             (0 <= self.queue <= 10000, f"queue must be 0..10000, got {self.queue}"),
             (0 < self.timeout_s <= 3600, f"timeout_s must be in (0, 3600], got {self.timeout_s}"),
             (1024 <= self.max_body_bytes <= 1 << 30, f"max_body_bytes must be 1 KiB..1 GiB, got {self.max_body_bytes}"),
-            (64 <= self.max_image_bytes, f"max_image_bytes must be >= 64, got {self.max_image_bytes}"),
-            (1 <= self.max_image_pixels <= 2048 * 2048,
-             f"max_image_pixels must be 1..{2048 * 2048} (the preprocessing limit), got {self.max_image_pixels}"),
-            (2 <= self.min_classes <= self.max_classes,
-             f"classes must satisfy 2 <= min <= max, got {self.min_classes}..{self.max_classes}"),
-            (1 <= self.min_shots <= self.max_shots,
-             f"shots must satisfy 1 <= min <= max, got {self.min_shots}..{self.max_shots}"),
+            (self.max_image_bytes >= 64, f"max_image_bytes must be >= 64, got {self.max_image_bytes}"),
+            (
+                1 <= self.max_image_pixels <= 2048 * 2048,
+                f"max_image_pixels must be 1..{2048 * 2048} (the preprocessing limit), got {self.max_image_pixels}",
+            ),
+            (
+                2 <= self.min_classes <= self.max_classes,
+                f"classes must satisfy 2 <= min <= max, got {self.min_classes}..{self.max_classes}",
+            ),
+            (
+                1 <= self.min_shots <= self.max_shots,
+                f"shots must satisfy 1 <= min <= max, got {self.min_shots}..{self.max_shots}",
+            ),
             (0 <= self.max_steps <= 100000, f"max_steps must be 0..100000, got {self.max_steps}"),
-            (0 < self.max_lr, f"max_lr must be > 0, got {self.max_lr}"),
+            (self.max_lr > 0, f"max_lr must be > 0, got {self.max_lr}"),
             (1 <= self.max_queries <= 1000, f"max_queries must be 1..1000, got {self.max_queries}"),
-            (self.log_level in ("critical", "error", "warning", "info", "debug"),
-             f"log_level must be critical|error|warning|info|debug, got {self.log_level!r}"),
-            (not any(c in self.frame_ancestors for c in ";,\r\n"),
-             f"frame_ancestors must be a CSP source list without ';' or ',', got {self.frame_ancestors!r}"),
-            (self.root_path == "" or (self.root_path.startswith("/") and not self.root_path.endswith("/")),
-             f"root_path must be empty or start with '/' and not end with '/', got {self.root_path!r}"),
+            (
+                self.log_level in ("critical", "error", "warning", "info", "debug"),
+                f"log_level must be critical|error|warning|info|debug, got {self.log_level!r}",
+            ),
+            (
+                not any(c in self.frame_ancestors for c in ";,\r\n"),
+                f"frame_ancestors must be a CSP source list without ';' or ',', got {self.frame_ancestors!r}",
+            ),
+            (
+                self.root_path == "" or (self.root_path.startswith("/") and not self.root_path.endswith("/")),
+                f"root_path must be empty or start with '/' and not end with '/', got {self.root_path!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -6,6 +6,7 @@ service worker, all with relative URLs, so it works from any static web host (a 
 GitHub Pages) or a sub-folder of one. A static host sends no COOP/COEP headers, so the runtime
 runs on one thread there; `_headers` asks hosts that read it (Netlify, Cloudflare Pages) for them.
 """
+
 import argparse
 import hashlib
 import json
@@ -50,8 +51,14 @@ def model_summary(bundle: Path, max_steps: int = 200) -> dict:
         raise ExportError(f"{bundle} is not a reptile-bundle of format version 1")
     name = bundle.name
     base = f"models/{name}/"
-    files = {file: {"url": f"{base}{file}?v={entry['sha256'][:HASH_CHARS]}", "sha256": entry["sha256"],
-                    "bytes": entry.get("bytes")} for file, entry in sorted(manifest["files"].items())}
+    files = {
+        file: {
+            "url": f"{base}{file}?v={entry['sha256'][:HASH_CHARS]}",
+            "sha256": entry["sha256"],
+            "bytes": entry.get("bytes"),
+        }
+        for file, entry in sorted(manifest["files"].items())
+    }
     adaptation = manifest["adaptation"]
     provenance = manifest.get("provenance") or {}
     return {
@@ -64,7 +71,10 @@ def model_summary(bundle: Path, max_steps: int = 200) -> dict:
         "trained_ways": manifest["trained_ways"],
         "adaptation": {k: adaptation.get(k) for k in ("optimizer", "steps", "lr", "eps", "transductive", "chosen_by")},
         "accuracy": manifest.get("accuracy"),
-        "input": {"shape": manifest["input"]["shape"][1:], "preprocessing_spec": manifest["input"]["preprocessing_spec"]},
+        "input": {
+            "shape": manifest["input"]["shape"][1:],
+            "preprocessing_spec": manifest["input"]["preprocessing_spec"],
+        },
         "limits": {"max_steps": max(max_steps, adaptation["steps"]), "max_lr": 1.0},
         "manifest_url": f"{base}model.json?v={sha256(bundle / 'model.json')[:HASH_CHARS]}",
         "base_url": base,
@@ -73,8 +83,9 @@ def model_summary(bundle: Path, max_steps: int = 200) -> dict:
     }
 
 
-def export_static(out: Path, bundle: Path, classes: int = 3, shots: int = 1, theme: str = "light",
-                  force: bool = False) -> list:
+def export_static(
+    out: Path, bundle: Path, classes: int = 3, shots: int = 1, theme: str = "light", force: bool = False
+) -> list:
     """Write the static site into `out`; -> the files written (relative paths)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -82,14 +93,17 @@ def export_static(out: Path, bundle: Path, classes: int = 3, shots: int = 1, the
     out = Path(out).resolve()
     missing = [f for f in ORT_FILES if not (ORT_DIST / f).is_file()]
     if missing:
-        raise ExportError(f"onnxruntime-web is not installed ({', '.join(missing)} missing): run `npm ci` in web/ "
-                          "(make setup does it)")
+        raise ExportError(
+            f"onnxruntime-web is not installed ({', '.join(missing)} missing): run `npm ci` in web/ "
+            "(make setup does it)"
+        )
     if not (bundle / "model.json").is_file():
         raise ExportError(f"{bundle} is not a model bundle (no model.json)")
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists() and not force:
-            raise ExportError(f"{out} exists and is not empty (and not an earlier export): choose another folder "
-                              "or pass --force")
+            raise ExportError(
+                f"{out} exists and is not empty (and not an earlier export): choose another folder or pass --force"
+            )
         for child in out.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)
@@ -109,8 +123,12 @@ def export_static(out: Path, bundle: Path, classes: int = 3, shots: int = 1, the
 
     for source in sorted(WEB.rglob("*")):
         relative = source.relative_to(WEB)
-        if source.is_file() and relative.parts[0] not in WEB_SKIP and source.suffix in WEB_SUFFIXES \
-                and not any(p.startswith(".") for p in relative.parts):
+        if (
+            source.is_file()
+            and relative.parts[0] not in WEB_SKIP
+            and source.suffix in WEB_SUFFIXES
+            and not any(p.startswith(".") for p in relative.parts)
+        ):
             copy(source, f"web/{relative.as_posix()}")
     for name in ORT_FILES:
         copy(ORT_DIST / name, f"vendor/onnxruntime-web/{name}")
@@ -121,7 +139,7 @@ def export_static(out: Path, bundle: Path, classes: int = 3, shots: int = 1, the
     def asset(path: str) -> str:
         path = path.lstrip("/")
         if path.startswith("static/models/"):
-            path = path[len("static/"):]
+            path = path[len("static/") :]
         target = out / path
         if not target.is_file():
             raise ExportError(f"the page asks for {path}, which the export does not contain")
@@ -130,9 +148,17 @@ def export_static(out: Path, bundle: Path, classes: int = 3, shots: int = 1, the
     env = Environment(loader=FileSystemLoader(str(WEB / "templates")), autoescape=select_autoescape(["html"]))
     for page, embed in (("index.html", False), ("embed.html", True)):
         settings = {"classes": classes, "shots": shots, "mode": "browser", "theme": theme}
-        html = env.get_template(page).render(model=summary, settings=settings, embed=embed, base_url=".",
-                                              asset=asset, static_export=True, root_path=".", api_url="",
-                                              sw_url="sw.js")
+        html = env.get_template(page).render(
+            model=summary,
+            settings=settings,
+            embed=embed,
+            base_url=".",
+            asset=asset,
+            static_export=True,
+            root_path=".",
+            api_url="",
+            sw_url="sw.js",
+        )
         (out / page).write_text(html)
         written.append(page)
     (out / "_headers").write_text(HEADERS)
@@ -143,11 +169,16 @@ def export_static(out: Path, bundle: Path, classes: int = 3, shots: int = 1, the
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="reptile-demo export-static",
-                                     description="Write a server-less, browser-only copy of the demo into DIR.")
+    parser = argparse.ArgumentParser(
+        prog="reptile-demo export-static", description="Write a server-less, browser-only copy of the demo into DIR."
+    )
     parser.add_argument("dir", type=Path, help="output folder (created; an earlier export there is replaced)")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                        help=f"bundle directory (default {DEFAULT_MODEL.relative_to(ROOT)})")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help=f"bundle directory (default {DEFAULT_MODEL.relative_to(ROOT)})",
+    )
     parser.add_argument("--classes", type=int, default=3, help="classes on the page at first (default 3)")
     parser.add_argument("--shots", type=int, default=1, help="examples per class at first (default 1)")
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
@@ -159,6 +190,8 @@ def main(argv=None) -> int:
         print(f"export-static: {error}", file=sys.stderr)
         return 2
     size = sum((args.dir / f).stat().st_size for f in written)
-    print(f"{args.dir}: {len(written)} files, {size / 1e6:.1f} MB; open index.html through any static web server "
-          "(not file://: browsers do not run module workers from files)")
+    print(
+        f"{args.dir}: {len(written)} files, {size / 1e6:.1f} MB; open index.html through any static web server "
+        "(not file://: browsers do not run module workers from files)"
+    )
     return 0

@@ -5,6 +5,7 @@ intra-op thread (and one inter-op thread), so each worker keeps exactly one core
 workers never oversubscribe an N-core machine. A request that finds the queue full is refused
 at once (the caller answers 503 with Retry-After) instead of waiting without bound.
 """
+
 import asyncio
 import math
 import queue
@@ -88,8 +89,11 @@ class WorkerPool:
         with self._lock:
             if self._waiting >= self.queue_size + self._idle:
                 self.rejected += 1
-                raise Overloaded(f"the server is busy ({self.workers} adaptations running, {self._waiting} waiting, "
-                                 f"queue limit {self.queue_size}); retry later", self.retry_after())
+                raise Overloaded(
+                    f"the server is busy ({self.workers} adaptations running, {self._waiting} waiting, "
+                    f"queue limit {self.queue_size}); retry later",
+                    self.retry_after(),
+                )
             self._waiting += 1
         self._queue.put_nowait(job)
         try:
@@ -97,7 +101,9 @@ class WorkerPool:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s + 5.0)
         except asyncio.TimeoutError:
             job.cancelled = True
-            raise DeadlineExceeded(f"the adaptation did not finish within {timeout_s:g} s", self.retry_after()) from None
+            raise DeadlineExceeded(
+                f"the adaptation did not finish within {timeout_s:g} s", self.retry_after()
+            ) from None
         except asyncio.CancelledError:
             job.cancelled = True
             raise
@@ -116,8 +122,11 @@ class WorkerPool:
                 if job.cancelled:
                     raise Cancelled("the request was cancelled")
                 if start > job.deadline:
-                    raise DeadlineExceeded(f"the request waited {start - job.enqueued:.1f} s in the queue, past the "
-                                           "server's time limit; retry later", self.retry_after())
+                    raise DeadlineExceeded(
+                        f"the request waited {start - job.enqueued:.1f} s in the queue, past the "
+                        "server's time limit; retry later",
+                        self.retry_after(),
+                    )
                 outcome = (True, job.fn(job))
             except BaseException as error:  # handed to the request; the worker lives on
                 outcome = (False, error)

@@ -4,6 +4,7 @@ Files are read whole (the largest, onnxruntime-web's wasm, is ~10-25 MB) and kep
 in-memory cache keyed by (path, mtime, size) together with their compressed forms, so every
 file is hashed and compressed once per change.
 """
+
 import gzip
 import hashlib
 import threading
@@ -32,8 +33,20 @@ MIME_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".md": "text/markdown; charset=utf-8",
 }
-COMPRESSIBLE = {".wasm", ".onnx", ".safetensors", ".js", ".mjs", ".json", ".map", ".webmanifest", ".css", ".svg",
-                ".txt", ".md"}
+COMPRESSIBLE = {
+    ".wasm",
+    ".onnx",
+    ".safetensors",
+    ".js",
+    ".mjs",
+    ".json",
+    ".map",
+    ".webmanifest",
+    ".css",
+    ".svg",
+    ".txt",
+    ".md",
+}
 MIN_COMPRESS_BYTES = 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"  # may be stored, but revalidated (ETag -> 304) before each use

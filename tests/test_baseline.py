@@ -1,5 +1,6 @@
 """The joint-training baseline (training/baseline.py): a tiny run through the CLI whose checkpoint
 the standard `evaluate` command fine-tunes, bit-exact resume after an interruption, flag errors."""
+
 import json
 import shutil
 
@@ -13,9 +14,26 @@ TINY = ["--filters", "16", "--seed", "3", "--no-progress"]
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, omniglot_dir):
     out = tmp_path_factory.mktemp("joint") / "run"
-    result = _run(["baseline", "--data-dir", str(omniglot_dir), "--out", str(out), "--steps", "30",
-                   "--batch-size", "32", "--checkpoint-interval", "10", "--eval-interval", "30", "--eval-tasks", "4",
-                   *TINY])
+    result = _run(
+        [
+            "baseline",
+            "--data-dir",
+            str(omniglot_dir),
+            "--out",
+            str(out),
+            "--steps",
+            "30",
+            "--batch-size",
+            "32",
+            "--checkpoint-interval",
+            "10",
+            "--eval-interval",
+            "30",
+            "--eval-tasks",
+            "4",
+            *TINY,
+        ]
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -30,13 +48,13 @@ def test_checkpoint_has_a_fresh_n_way_head_and_no_adam_state(tiny_run):
     assert payload["adam_t"] == 0 and all(not v.any() for v in payload["adam_v"])
     fresh = init_params(ModelSpec(**payload["spec"]), torch.Generator().manual_seed(3))
     assert [p.shape for p in payload["params"]] == [p.shape for p in fresh]
-    for saved, glorot in zip(payload["params"][-2:], fresh[-2:]):  # the head: Glorot from the run seed
+    for saved, glorot in zip(payload["params"][-2:], fresh[-2:], strict=False):  # the head: Glorot from the run seed
         assert torch.equal(saved, glorot)
-    body_moved = max(float((a - b).abs().max()) for a, b in zip(payload["params"][:-2], fresh[:-2]))
+    body_moved = max(float((a - b).abs().max()) for a, b in zip(payload["params"][:-2], fresh[:-2], strict=False))
     assert body_moved > 1e-3
     joint = payload["joint"]  # the full 4,800-way model, kept for resuming
     assert joint["spec"]["ways"] == 4800 and joint["params"][-1].shape == (4800,)
-    for a, b in zip(joint["params"][:-2], payload["params"][:-2]):
+    for a, b in zip(joint["params"][:-2], payload["params"][:-2], strict=False):
         assert torch.equal(a, b)
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 30 and rows[-1]["loss"] > 0 and 0 <= rows[-1]["test_accuracy"] <= 1
@@ -46,9 +64,26 @@ def test_checkpoint_has_a_fresh_n_way_head_and_no_adam_state(tiny_run):
 
 def test_the_standard_evaluate_command_fine_tunes_the_checkpoint(tiny_run, omniglot_dir, tmp_path):
     report = tmp_path / "eval.json"
-    result = _run(["evaluate", "--checkpoint", str(tiny_run / "checkpoint.pt"), "--data-dir", str(omniglot_dir),
-                   "--tasks", "10", "--eval-iters", "20", "--adam-state", "reset", "--mode", "non-transductive",
-                   "--json", str(report), "--no-progress"])
+    result = _run(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tiny_run / "checkpoint.pt"),
+            "--data-dir",
+            str(omniglot_dir),
+            "--tasks",
+            "10",
+            "--eval-iters",
+            "20",
+            "--adam-state",
+            "reset",
+            "--mode",
+            "non-transductive",
+            "--json",
+            str(report),
+            "--no-progress",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(report.read_text())["results"]
     assert row["ways"] == 5 and row["tasks"] == 10 and 0 <= row["accuracy"] <= 1 and row["ci95"] >= 0
@@ -59,8 +94,16 @@ def test_interrupted_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_
     from training.presets import PRESETS
 
     config = PRESETS["omniglot-5w5s"].updated(filters=8, seed=5, eval_tasks=2, eval_iters=3)
-    kwargs = dict(data_dir=omniglot_dir, steps=20, batch_size=16, lr=0.002, progress=False, eval_interval=10,
-                  checkpoint_interval=5, log_interval=4)
+    kwargs = dict(
+        data_dir=omniglot_dir,
+        steps=20,
+        batch_size=16,
+        lr=0.002,
+        progress=False,
+        eval_interval=10,
+        checkpoint_interval=5,
+        log_interval=4,
+    )
     train_joint(config, tmp_path / "whole", **kwargs)
 
     cut = tmp_path / "cut"
@@ -74,25 +117,30 @@ def test_interrupted_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_
 
     whole, again = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (tmp_path / "whole", cut))
     assert whole["iteration"] == again["iteration"] == 20 and whole["rng"] == again["rng"]
-    for a, b in zip(whole["params"] + whole["joint"]["params"], again["params"] + again["joint"]["params"]):
+    for a, b in zip(whole["params"] + whole["joint"]["params"], again["params"] + again["joint"]["params"], strict=False):
         assert torch.equal(a, b)
     for key, state in whole["joint"]["optimizer"]["state"].items():
         for name, value in state.items():
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(again["joint"]["optimizer"]["state"][key][name]))
-    rows = lambda d: [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
-                      for line in (d / "metrics.jsonl").read_text().splitlines()]
+    rows = lambda d: [
+        {k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+        for line in (d / "metrics.jsonl").read_text().splitlines()
+    ]
     assert rows(cut) == rows(tmp_path / "whole")
     assert [r["step"] for r in rows(cut)] == [4, 8, 10, 12, 16, 20]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--steps", "0"], "argument --steps: expected a positive integer"),
-    (["--batch-size", "x"], "argument --batch-size: expected a positive integer"),
-    (["--lr", "nan"], "argument --lr: expected a positive number"),
-    (["--lr", "-1"], "argument --lr: expected a positive number"),
-    (["--preset", "omniglot-7w"], "argument --preset: invalid choice"),
-    (["--checkpoint-interval", "0"], "argument --checkpoint-interval: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--steps", "0"], "argument --steps: expected a positive integer"),
+        (["--batch-size", "x"], "argument --batch-size: expected a positive integer"),
+        (["--lr", "nan"], "argument --lr: expected a positive number"),
+        (["--lr", "-1"], "argument --lr: expected a positive number"),
+        (["--preset", "omniglot-7w"], "argument --preset: invalid choice"),
+        (["--checkpoint-interval", "0"], "argument --checkpoint-interval: expected a positive integer"),
+    ],
+)
 def test_bad_flags_get_a_one_line_error_naming_the_flag(tmp_path, flags, message):
     result = _run(["baseline", "--out", str(tmp_path / "run"), *flags])
     assert result.returncode == 2
@@ -102,7 +150,26 @@ def test_bad_flags_get_a_one_line_error_naming_the_flag(tmp_path, flags, message
 def test_existing_run_needs_resume_and_the_same_flags(tiny_run, tmp_path):
     again = _run(["baseline", "--out", str(tiny_run), "--steps", "30", "--batch-size", "32", *TINY])
     assert again.returncode == 2 and "pass --resume" in again.stderr and "Traceback" not in again.stderr
-    changed = _run(["baseline", "--out", str(tiny_run), "--steps", "30", "--batch-size", "32", "--checkpoint-interval",
-                    "10", "--eval-interval", "30", "--eval-tasks", "4", "--lr", "0.5", "--resume", *TINY])
+    changed = _run(
+        [
+            "baseline",
+            "--out",
+            str(tiny_run),
+            "--steps",
+            "30",
+            "--batch-size",
+            "32",
+            "--checkpoint-interval",
+            "10",
+            "--eval-interval",
+            "30",
+            "--eval-tasks",
+            "4",
+            "--lr",
+            "0.5",
+            "--resume",
+            *TINY,
+        ]
+    )
     assert changed.returncode == 2 and "different config (joint lr=0.001)" in changed.stderr
     assert "Traceback" not in changed.stderr

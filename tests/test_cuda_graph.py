@@ -1,11 +1,11 @@
 """The CUDA-graph meta step (training/cuda_graph.py) is meta_step. On a CPU its loop body runs
 uncaptured (all but the capture itself); benchmarks/gpu_check.sh runs the CUDA variants."""
+
 import pytest
-import torch
+from test_reptile import DEVICES, SPEC, _state, _tasks
 
 from training.cuda_graph import GraphedMetaStep
 from training.reptile import InnerAdam, meta_step
-from test_reptile import DEVICES, SPEC, _state, _tasks
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -20,10 +20,10 @@ def test_graphed_step_equals_meta_step_in_float64(device, algorithm, carry):
         losses = step(graphed, images, labels, order, 0.5)
         assert float((losses - expected).abs().max()) <= 1e-9
     assert graphed.adam_t == eager.adam_t
-    for a, b in zip(eager.params + eager.adam_v, graphed.params + graphed.adam_v):
+    for a, b in zip(eager.params + eager.adam_v, graphed.params + graphed.adam_v, strict=False):
         assert b.device.type == device
         assert float((a - b).abs().max()) <= 1e-9
-    moved = max(float((a - b).abs().max()) for a, b in zip(graphed.params, _state(0, device).params))
+    moved = max(float((a - b).abs().max()) for a, b in zip(graphed.params, _state(0, device).params, strict=False))
     assert moved > 1e-3
 
 
@@ -35,7 +35,7 @@ def test_new_task_shapes_are_recorded_again(device):
         images, labels, order = _tasks(tasks, tasks=tasks, device=device)
         meta_step(SPEC, InnerAdam(0.01), eager, images, labels, order, 0.5)
         step(graphed, images, labels, order, 0.5)
-    for a, b in zip(eager.params + eager.adam_v, graphed.params + graphed.adam_v):
+    for a, b in zip(eager.params + eager.adam_v, graphed.params + graphed.adam_v, strict=False):
         assert float((a - b).abs().max()) <= 1e-9
 
 

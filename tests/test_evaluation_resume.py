@@ -1,5 +1,6 @@
 """An interrupted evaluation continues from its progress file (`evaluate --partial`) with exactly
 the tasks and scores of an uninterrupted one."""
+
 import json
 import signal
 import subprocess
@@ -27,8 +28,20 @@ def _evaluate(**kwargs) -> dict:
     params = init_params(SPEC, torch.Generator().manual_seed(0))
     state = MetaState(params, [torch.full_like(p, 1e-4) for p in params], 5)
     images = np.random.default_rng(0).integers(0, 256, (12, 4, 1, 28, 28), dtype=np.uint8)
-    return evaluate_modes(SPEC, state, TaskSampler(images), np.random.default_rng(7), ways=3, shots=1, inner_batch=3,
-                          inner_iters=4, lr=0.01, tasks=25, chunk=10, **kwargs)
+    return evaluate_modes(
+        SPEC,
+        state,
+        TaskSampler(images),
+        np.random.default_rng(7),
+        ways=3,
+        shots=1,
+        inner_batch=3,
+        inner_iters=4,
+        lr=0.01,
+        tasks=25,
+        chunk=10,
+        **kwargs,
+    )
 
 
 def test_resumed_evaluation_equals_an_uninterrupted_one():
@@ -63,15 +76,44 @@ def test_tasks_computed_in_parts_score_as_one_chunk(monkeypatch):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, omniglot_dir):
     out = tmp_path_factory.mktemp("run")
-    trained = _run(["train", "--data-dir", str(omniglot_dir), "--out", str(out), "--meta-iters", "2",
-                    "--eval-interval", "1000", *SMALL])
+    trained = _run(
+        [
+            "train",
+            "--data-dir",
+            str(omniglot_dir),
+            "--out",
+            str(out),
+            "--meta-iters",
+            "2",
+            "--eval-interval",
+            "1000",
+            *SMALL,
+        ]
+    )
     assert trained.returncode == 0, trained.stderr
     return out / "checkpoint.pt"
 
 
 def _evaluate_args(checkpoint, omniglot_dir, report, *extra):
-    return ["evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(omniglot_dir), "--tasks", "400",
-            "--shots", "1", "--eval-iters", "5", "--split", "both", "--json", str(report), "--no-progress", *extra]
+    return [
+        "evaluate",
+        "--checkpoint",
+        str(checkpoint),
+        "--data-dir",
+        str(omniglot_dir),
+        "--tasks",
+        "400",
+        "--shots",
+        "1",
+        "--eval-iters",
+        "5",
+        "--split",
+        "both",
+        "--json",
+        str(report),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _tasks_saved(partial) -> int:
@@ -88,8 +130,13 @@ def test_killed_evaluation_continues_from_its_progress_file(tmp_path, checkpoint
 
     partial = tmp_path / "progress.json"
     args = _evaluate_args(checkpoint, omniglot_dir, tmp_path / "resumed.json", "--partial", str(partial))
-    process = subprocess.Popen([sys.executable, "-m", "training", *args], cwd=ROOT, env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", *args],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not _tasks_saved(partial) and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -115,8 +162,11 @@ def test_bad_progress_or_report_paths_are_refused_before_the_work(tmp_path, chec
     garbled = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(partial)))
     assert garbled.returncode == 2 and "not an evaluation progress file" in garbled.stderr
     assert partial.read_text() == "not json"  # nothing of the user's is overwritten
-    unwritable = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial",
-                                     str(tmp_path / "no-such-dir" / "progress.json")))
+    unwritable = _run(
+        _evaluate_args(
+            checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(tmp_path / "no-such-dir" / "progress.json")
+        )
+    )
     assert unwritable.returncode == 2 and "argument --partial: cannot write" in unwritable.stderr
     assert "Traceback" not in unwritable.stderr
     no_json_dir = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "no-such-dir" / "r.json"))

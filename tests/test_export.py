@@ -28,6 +28,7 @@ Tolerances of onnxruntime vs torch autograd (float32 both), measured on this mac
 The 20-step checks are teacher-forced (each onnxruntime step starts from torch's state) for the
 per-step tolerance, and free-running for the end point.
 """
+
 import json
 import shutil
 import subprocess
@@ -38,8 +39,7 @@ import numpy as np
 import pytest
 import torch
 
-from bundle import BundleError, build_head, load_bundle
-from bundle import reader
+from bundle import BundleError, build_head, load_bundle, reader
 from training import evaluate_bundle, export
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.cli import main as cli_main
@@ -77,22 +77,56 @@ def exported(tmp_path_factory, omniglot):
         images = np.stack([drawings(rng, config.ways, config.train_shots)[0] for _ in range(config.meta_batch)])
         labels = np.broadcast_to(np.repeat(np.arange(config.ways), config.train_shots), (config.meta_batch, n))
         order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
-        meta_step(spec, InnerAdam(config.lr), state, torch.from_numpy(images), torch.from_numpy(labels.copy()), order,
-                  config.meta_step)
+        meta_step(
+            spec,
+            InnerAdam(config.lr),
+            state,
+            torch.from_numpy(images),
+            torch.from_numpy(labels.copy()),
+            order,
+            config.meta_step,
+        )
     run = tmp_path_factory.mktemp("run")
-    save_checkpoint(run / "checkpoint.pt", config=config.to_dict(), spec=spec.to_dict(), state=state, iteration=2,
-                    rng=rng, elapsed_s=1.5)
-    (run / "config.json").write_text(json.dumps({
-        "config": config.to_dict(), "omniglot_zip_sha256": {"images_background.zip": "ab" * 32},
-        "sessions": [{"command": "python -m training train --preset omniglot-5w5s --out run", "from_iteration": 0,
-                      "device": "cpu", "machine": "x86_64  2 cpus", "threads": 2},
-                     {"command": "python -m training train --out run --resume --device cuda", "from_iteration": 1,
-                      "device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "machine": "x86_64 x86_64 16 cpus",
-                      "threads": 16}]}))
+    save_checkpoint(
+        run / "checkpoint.pt",
+        config=config.to_dict(),
+        spec=spec.to_dict(),
+        state=state,
+        iteration=2,
+        rng=rng,
+        elapsed_s=1.5,
+    )
+    (run / "config.json").write_text(
+        json.dumps(
+            {
+                "config": config.to_dict(),
+                "omniglot_zip_sha256": {"images_background.zip": "ab" * 32},
+                "sessions": [
+                    {
+                        "command": "python -m training train --preset omniglot-5w5s --out run",
+                        "from_iteration": 0,
+                        "device": "cpu",
+                        "machine": "x86_64  2 cpus",
+                        "threads": 2,
+                    },
+                    {
+                        "command": "python -m training train --out run --resume --device cuda",
+                        "from_iteration": 1,
+                        "device": "cuda",
+                        "gpu": "NVIDIA H100 80GB HBM3",
+                        "machine": "x86_64 x86_64 16 cpus",
+                        "threads": 16,
+                    },
+                ],
+            }
+        )
+    )
     _, held_out = omniglot.split(config.seed)
     (run / "test_classes.txt").write_text("\n".join(omniglot.names[i] for i in held_out) + "\n")
     out = tmp_path_factory.mktemp("static") / "models" / "test-model"
-    assert cli_main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--name", "test model"]) == 0
+    assert (
+        cli_main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out), "--name", "test model"]) == 0
+    )
     return {"dir": out, "run": run, "spec": spec, "config": config, "payload": load_checkpoint(run / "checkpoint.pt")}
 
 
@@ -103,20 +137,23 @@ def model(exported):
 
 def torch_state(bundle, classes):
     params, v = bundle.initial_state(classes)
-    return ([torch.from_numpy(params[n]) for n in bundle.param_names], [torch.from_numpy(v[n]) for n in bundle.param_names])
+    return (
+        [torch.from_numpy(params[n]) for n in bundle.param_names],
+        [torch.from_numpy(v[n]) for n in bundle.param_names],
+    )
 
 
 def as_dict(bundle, tensors):
-    return {n: t.detach().numpy().copy() for n, t in zip(bundle.param_names, tensors)}
+    return {n: t.detach().numpy().copy() for n, t in zip(bundle.param_names, tensors, strict=False)}
 
 
 def max_error(bundle, got: dict, expected: list) -> float:
-    return max(float(np.abs(got[n] - e.detach().numpy()).max()) for n, e in zip(bundle.param_names, expected))
+    return max(float(np.abs(got[n] - e.detach().numpy()).max()) for n, e in zip(bundle.param_names, expected, strict=False))
 
 
 def assert_step_close(bundle, got: dict, expected: list, tolerance: float, what: str) -> None:
     """Rounding-level agreement on >= 99 % of the elements, all within KINK_TOL (module docstring)."""
-    errors = np.concatenate([np.abs(got[n] - e.detach().numpy()).ravel() for n, e in zip(bundle.param_names, expected)])
+    errors = np.concatenate([np.abs(got[n] - e.detach().numpy()).ravel() for n, e in zip(bundle.param_names, expected, strict=False)])
     outside = int((errors > tolerance).sum())
     assert outside <= 0.01 * errors.size, f"{what}: {outside} of {errors.size} elements differ by more than {tolerance}"
     assert errors.max() <= KINK_TOL, f"{what}: max error {errors.max():.2e}"
@@ -126,7 +163,7 @@ def torch_sgd_step(spec, params, images, labels, lr):
     leaves = [p.detach().clone().requires_grad_() for p in params]
     loss = task_losses(spec, [p.unsqueeze(0) for p in leaves], images[None], labels[None])[0]
     grads = torch.autograd.grad(loss, leaves)
-    return [p.detach() - lr * g for p, g in zip(leaves, grads)], loss.item()
+    return [p.detach() - lr * g for p, g in zip(leaves, grads, strict=False)], loss.item()
 
 
 def torch_adam_step(spec, params, v, images, labels, lr, t):
@@ -143,8 +180,14 @@ def torch_adam_step(spec, params, v, images, labels, lr, t):
 def test_files_small_and_hashed(exported, model):
     manifest = json.loads((exported["dir"] / "model.json").read_text())
     listed = set(manifest["files"])
-    assert listed == {"weights.safetensors", "predict.onnx", "train_step_sgd.onnx", "train_step_adam.onnx", "MODEL_CARD.md",
-                      "test_classes.txt"}
+    assert listed == {
+        "weights.safetensors",
+        "predict.onnx",
+        "train_step_sgd.onnx",
+        "train_step_adam.onnx",
+        "MODEL_CARD.md",
+        "test_classes.txt",
+    }
     for path in exported["dir"].iterdir():
         assert path.stat().st_size <= MAX_FILE_BYTES, f"{path.name} is {path.stat().st_size} bytes"
         if path.name != "model.json":
@@ -176,23 +219,32 @@ def test_manifest_contents(exported, model):
     assert provenance["iteration"] == 2 and provenance["meta_iters"] == 100_000
     assert provenance["command"] == "python -m training train --preset omniglot-5w5s --out run"
     assert [x["from_iteration"] for x in provenance["sessions"]] == [0, 1]
-    assert provenance["training_device"] == ("cpu (x86_64  2 cpus, 2 threads), "
-                                             "cuda NVIDIA H100 80GB HBM3 (x86_64 x86_64 16 cpus, 16 threads)")
+    assert provenance["training_device"] == (
+        "cpu (x86_64  2 cpus, 2 threads), cuda NVIDIA H100 80GB HBM3 (x86_64 x86_64 16 cpus, 16 threads)"
+    )
     assert provenance["data_sha256"] == {"omniglot_zip_sha256": {"images_background.zip": "ab" * 32}}
     assert provenance["training_config"] == config.to_dict()
     assert len(provenance["code"]["git_commit"]) == 40 and isinstance(provenance["code"]["dirty"], bool)
     assert provenance["versions"]["torch"] == torch.__version__
     names = spec.param_names()
     adam = manifest["graphs"]["train_step_adam"]
-    assert [i["name"] for i in adam["inputs"]] == names + ["adam_v." + n for n in names] + ["images", "labels", "lr", "t", "eps"]
-    assert [o["name"] for o in adam["outputs"]] == ["updated." + n for n in names] + ["updated.adam_v." + n for n in names] + ["loss"]
+    assert [i["name"] for i in adam["inputs"]] == names + ["adam_v." + n for n in names] + [
+        "images",
+        "labels",
+        "lr",
+        "t",
+        "eps",
+    ]
+    assert [o["name"] for o in adam["outputs"]] == ["updated." + n for n in names] + [
+        "updated.adam_v." + n for n in names
+    ] + ["loss"]
     import onnxruntime as ort
 
     for graph in manifest["graphs"].values():  # the declared signature is the file's
         session = ort.InferenceSession(str(exported["dir"] / graph["file"]), providers=["CPUExecutionProvider"])
         assert [i.name for i in session.get_inputs()] == [i["name"] for i in graph["inputs"]]
         assert [o.name for o in session.get_outputs()] == [o["name"] for o in graph["outputs"]]
-        for declared, actual in zip(graph["inputs"], session.get_inputs()):
+        for declared, actual in zip(graph["inputs"], session.get_inputs(), strict=False):
             assert [{"B": "batch", "C": "classes"}.get(d, d) for d in declared["shape"]] == actual.shape
 
 
@@ -210,7 +262,7 @@ def test_model_card_flags_short_run(exported, model):
 
 def test_weights_are_the_checkpoint(exported, model):
     payload = exported["payload"]
-    for name, p, v in zip(model.param_names, payload["params"], payload["adam_v"]):
+    for name, p, v in zip(model.param_names, payload["params"], payload["adam_v"], strict=False):
         np.testing.assert_array_equal(model._tensors[name], p.numpy())
         np.testing.assert_array_equal(model._tensors["adam_v." + name], v.numpy())
 
@@ -239,11 +291,14 @@ def test_tampered_or_incomplete_bundle_is_refused(exported, tmp_path):
 
 
 def test_reader_does_not_import_torch(exported):
-    code = ("import sys, bundle; b = bundle.load_bundle(sys.argv[1], threads=1); "
-            "import numpy as np; r = b.adapt(np.random.rand(4, 28, 28), [0, 0, 1, 1], np.random.rand(2, 28, 28), steps=1); "
-            "assert 'torch' not in sys.modules, 'torch was imported'; print(r.predictions.shape)")
-    result = subprocess.run([sys.executable, "-c", code, str(exported["dir"])], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        "import sys, bundle; b = bundle.load_bundle(sys.argv[1], threads=1); "
+        "import numpy as np; r = b.adapt(np.random.rand(4, 28, 28), [0, 0, 1, 1], np.random.rand(2, 28, 28), steps=1); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; print(r.predictions.shape)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(exported["dir"])], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(2,)"
 
@@ -330,14 +385,18 @@ def test_adam_step_matches_torch_autograd(exported, model, ways, shots):
     kinks = []
     for step in range(20):
         t = model.adam_t + step + 1
-        teacher, teacher_v, loss = model.train_step_adam(as_dict(model, params), as_dict(model, v), images, labels, LR_ADAM, t)
+        teacher, teacher_v, loss = model.train_step_adam(
+            as_dict(model, params), as_dict(model, v), images, labels, LR_ADAM, t
+        )
         free, free_v, _ = model.train_step_adam(free, free_v, images, labels, LR_ADAM, t)
         params, v, expected_loss = torch_adam_step(spec, params, v, x, y, LR_ADAM, t)
         try:
             assert_step_close(model, teacher, params, ADAM_STEP_TOL, f"step {step + 1}")
-            for name, expected in zip(model.param_names, v):
+            for name, expected in zip(model.param_names, v, strict=False):
                 scale = float(expected.abs().max())
-                assert float(np.abs(teacher_v[name] - expected.numpy()).max()) <= 1e-4 * scale, f"v of {name}, step {step + 1}"
+                assert float(np.abs(teacher_v[name] - expected.numpy()).max()) <= 1e-4 * scale, (
+                    f"v of {name}, step {step + 1}"
+                )
         except AssertionError as error:  # a deep ReLU kink: a discrete event, at most one (module docstring)
             kinks.append(str(error))
         assert loss == pytest.approx(expected_loss, rel=1e-5, abs=1e-5)
@@ -357,7 +416,9 @@ def evaluate_procedure(spec, model, support, labels, queries, steps, lr, transdu
     support_t, queries_t = torch.from_numpy(support)[None], torch.from_numpy(queries)[None]
     if order is None:
         order = np.tile(np.arange(len(labels)), (steps, 1, 1))
-    params, _, _ = inner_loop(spec, InnerAdam(lr), params, v, model.adam_t, support_t, torch.from_numpy(labels)[None], order)
+    params, _, _ = inner_loop(
+        spec, InnerAdam(lr), params, v, model.adam_t, support_t, torch.from_numpy(labels)[None], order
+    )
     predicted = predict_queries(spec, params, support_t, queries_t, transductive)[0]
     with torch.no_grad():
         if transductive:
@@ -379,7 +440,9 @@ def test_adapt_matches_evaluate(exported, model, ways, shots, transductive):
     labels = np.repeat(np.arange(ways), shots)
     queries = images[:, shots]
     result = model.adapt(support, labels, queries, steps=20, lr=LR_ADAM, optimizer="adam", transductive=transductive)
-    predicted, probabilities = evaluate_procedure(exported["spec"], model, support, labels, queries, 20, LR_ADAM, transductive)
+    predicted, probabilities = evaluate_procedure(
+        exported["spec"], model, support, labels, queries, 20, LR_ADAM, transductive
+    )
     np.testing.assert_array_equal(result.predictions, predicted)
     np.testing.assert_allclose(result.probabilities, probabilities, atol=1e-3)
     assert len(result.losses) == 20 and result.losses[-1] < result.losses[0]
@@ -393,8 +456,9 @@ def test_adapt_with_evaluate_minibatches(exported, model):
     support, labels, queries = images[:, :2].reshape(-1, 1, 28, 28), np.repeat(np.arange(5), 2), images[:, 2]
     order = minibatch_order(rng, 1, len(labels), 6, 15)
     result = model.adapt(support, labels, queries, steps=15, lr=LR_ADAM, transductive=False, batches=order[:, 0])
-    predicted, probabilities = evaluate_procedure(exported["spec"], model, support, labels, queries, 15, LR_ADAM, False,
-                                                  order=order)
+    predicted, probabilities = evaluate_procedure(
+        exported["spec"], model, support, labels, queries, 15, LR_ADAM, False, order=order
+    )
     np.testing.assert_array_equal(result.predictions, predicted)
     np.testing.assert_allclose(result.probabilities, probabilities, atol=1e-3)
 
@@ -443,8 +507,24 @@ def test_score_task_is_adapt_in_both_modes(model):
 def test_evaluate_bundle_records_accuracy(exported, omniglot_dir, tmp_path, capsys):
     copy = tmp_path / "bundle"
     shutil.copytree(exported["dir"], copy)
-    assert cli_main(["evaluate-bundle", "--bundle", str(copy), "--data-dir", str(omniglot_dir), "--tasks", "4",
-                     "--settings", "3x1,2x2", "--record", "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate-bundle",
+                "--bundle",
+                str(copy),
+                "--data-dir",
+                str(omniglot_dir),
+                "--tasks",
+                "4",
+                "--settings",
+                "3x1,2x2",
+                "--record",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "3-way 1-shot, non-transductive: " in out and "2-way 2-shot, transductive: " in out
     reloaded = load_bundle(copy)  # the regenerated card's sha256 is in the manifest
@@ -464,8 +544,25 @@ def test_evaluate_bundle_jobs_measure_the_same_tasks(exported, omniglot_dir, cap
     """--jobs runs each setting in a process of its own: the figures must be those of one process."""
     outputs = []
     for jobs, progress in (("1", ["--no-progress"]), ("2", ["--no-progress"]), ("2", [])):
-        assert cli_main(["evaluate-bundle", "--bundle", str(exported["dir"]), "--data-dir", str(omniglot_dir),
-                         "--tasks", "3", "--settings", "3x1,2x2", "--jobs", jobs, *progress]) == 0
+        assert (
+            cli_main(
+                [
+                    "evaluate-bundle",
+                    "--bundle",
+                    str(exported["dir"]),
+                    "--data-dir",
+                    str(omniglot_dir),
+                    "--tasks",
+                    "3",
+                    "--settings",
+                    "3x1,2x2",
+                    "--jobs",
+                    jobs,
+                    *progress,
+                ]
+            )
+            == 0
+        )
         captured = capsys.readouterr()
         outputs.append(captured.out.splitlines())
     assert len(outputs[0]) == 4 and outputs[0] == outputs[1] == outputs[2]
@@ -475,8 +572,11 @@ def test_evaluate_bundle_jobs_measure_the_same_tasks(exported, omniglot_dir, cap
 
 
 def test_evaluate_bundle_bad_input(exported, omniglot_dir, tmp_path, capsys):
-    for settings, message in [("11x1", "outside the bundle's 2-10 classes"), ("5by1", "ways x shots pairs"),
-                              ("5x0", "ways x shots pairs")]:
+    for settings, message in [
+        ("11x1", "outside the bundle's 2-10 classes"),
+        ("5by1", "ways x shots pairs"),
+        ("5x0", "ways x shots pairs"),
+    ]:
         with pytest.raises(SystemExit):
             cli_main(["evaluate-bundle", "--bundle", str(exported["dir"]), "--settings", settings])
         error = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Mini-ImageNet loader (training/miniimagenet.py) on a tiny generated folder, and a 2-iteration
 training run through it. No accuracy is claimed for Mini-ImageNet: the real data is not here."""
+
 import hashlib
 import json
 import warnings
@@ -67,8 +68,9 @@ def test_shapes_classes_and_pixels(mini_dir, private_cache):
         array = getattr(mini, split)
         assert array.shape == (count, IMAGES, 3, 84, 84) and array.dtype == np.uint8
         assert getattr(mini, f"{split}_classes") == [wnid(split, c) for c in range(count)]
-    assert mini.csv_sha256 == {f"{s}.csv": hashlib.sha256((mini_dir / f"{s}.csv").read_bytes()).hexdigest()
-                               for s in CLASSES}
+    assert mini.csv_sha256 == {
+        f"{s}.csv": hashlib.sha256((mini_dir / f"{s}.csv").read_bytes()).hexdigest() for s in CLASSES
+    }
     # channel-first RGB: the solid red image (JPEG: a few levels of error), the grey one on 3 channels
     np.testing.assert_allclose(mini.train[0, 0].reshape(3, -1).mean(1), RED, atol=3)
     assert np.abs(mini.test[0, 0].astype(int) - 128).max() <= 2
@@ -159,8 +161,20 @@ def test_two_meta_iterations_train(mini_dir, tmp_path):
     from training.train import train
 
     config = PRESETS["miniimagenet-5w1s"].updated(
-        ways=2, shots=1, train_shots=2, inner_batch=2, inner_iters=2, meta_batch=2, meta_iters=2, eval_batch=2,
-        eval_iters=2, eval_tasks=2, eval_interval=1, checkpoint_interval=1, filters=8)
+        ways=2,
+        shots=1,
+        train_shots=2,
+        inner_batch=2,
+        inner_iters=2,
+        meta_batch=2,
+        meta_iters=2,
+        eval_batch=2,
+        eval_iters=2,
+        eval_tasks=2,
+        eval_interval=1,
+        checkpoint_interval=1,
+        filters=8,
+    )
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="not the standard Mini-ImageNet split"):
         train(config, out, data_dir=mini_dir, progress=False)
@@ -172,4 +186,7 @@ def test_two_meta_iterations_train(mini_dir, tmp_path):
     assert (out / "test_classes.txt").read_text().split() == [wnid("test", c) for c in range(3)]
     saved = json.loads((out / "config.json").read_text())
     assert saved["config"]["dataset"] == "miniimagenet" and set(saved["miniimagenet_csv_sha256"]) == {
-        "train.csv", "val.csv", "test.csv"}
+        "train.csv",
+        "val.csv",
+        "test.csv",
+    }

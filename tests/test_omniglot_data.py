@@ -3,12 +3,12 @@
 Downloads are tested against a local HTTP server on 127.0.0.1 (nothing here touches the network);
 the real data is the shared, repacked copy (conftest's omniglot_dir / omniglot fixtures).
 """
+
 import functools
 import hashlib
 import io
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -125,7 +125,9 @@ def test_download_connection_refused_is_a_clear_error(tmp_path):
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(DatasetError, match=r"could not download http://127\.0\.0\.1:\d+/images_background\.zip .*refused"):
+    with pytest.raises(
+        DatasetError, match=r"could not download http://127\.0\.0\.1:\d+/images_background\.zip .*refused"
+    ):
         ensure_zips(tmp_path / "data", f"http://127.0.0.1:{port}/", progress=False)
     assert files_in(tmp_path / "data") == []
 
@@ -210,8 +212,11 @@ def _drawings(root: str, alphabet: str, character: str, count: int = 20, png: by
 def test_wrong_layout_is_a_clear_error(tmp_path, omniglot_dir, cache_dir):
     """A valid zip, but not Omniglot's layout: 1 alphabet, 2 characters, one with 19 drawings."""
     data_dir = _data_dir_with(tmp_path, omniglot_dir, b"")
-    _zip(data_dir / "images_background.zip",
-         _drawings("images_background", "Latin", "character01") | _drawings("images_background", "Latin", "character02", 19))
+    _zip(
+        data_dir / "images_background.zip",
+        _drawings("images_background", "Latin", "character01")
+        | _drawings("images_background", "Latin", "character02", 19),
+    )
     with pytest.raises(DatasetError) as info:
         load_omniglot(data_dir, download_missing=False)
     message = str(info.value)
@@ -271,7 +276,9 @@ def test_missing_folder_without_download_is_a_clear_error(tmp_path):
     from training.data import load_task_data
 
     missing = tmp_path / "nowhere"
-    with pytest.raises(DatasetError, match=f"missing Omniglot zips: {re.escape(str(missing / 'images_background.zip'))}"):
+    with pytest.raises(
+        DatasetError, match=f"missing Omniglot zips: {re.escape(str(missing / 'images_background.zip'))}"
+    ):
         load_omniglot(missing, download_missing=False)
     with pytest.raises(ValueError, match="missing Omniglot zips"):  # a ValueError, as the CLI expects
         load_task_data("omniglot", missing, seed=0, download=False)
@@ -284,9 +291,25 @@ def test_cli_reports_a_truncated_zip_in_one_line(tmp_path, omniglot_dir):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", REPTILE_CACHE_DIR=str(tmp_path / "cache"))
     result = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--data-dir", str(data_dir), "--out", str(out),
-         "--meta-iters", "1", "--no-progress"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "train",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--meta-iters",
+            "1",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

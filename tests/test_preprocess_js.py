@@ -1,4 +1,5 @@
 """The JavaScript port (web/js/preprocess.js) passes the same golden vectors, under Node."""
+
 import shutil
 import subprocess
 from pathlib import Path

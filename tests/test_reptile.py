@@ -1,4 +1,5 @@
 """The batched meta-iteration is the same algorithm as the plain per-task loop."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,10 @@ from training.tasks import minibatch_order
 
 SPEC = ModelSpec(ways=3, filters=8)
 # The CUDA variants run where a GPU is (benchmarks/gpu_check.sh on a lent machine); CI has none.
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]
 
 
 def _state(seed: int, device="cpu") -> MetaState:
@@ -38,15 +42,18 @@ def test_batched_equals_per_task_loop_in_float64(algorithm, carry, device):
         per_task_meta_step(SPEC, InnerAdam(0.01), looped, images, labels, order, 0.5, algorithm, carry)
     for tensor in batched.params + batched.adam_v + looped.params + looped.adam_v:
         assert tensor.device.type == device  # nothing fell back to the CPU
-    moved = max(float((a - b).abs().max()) for a, b in zip(batched.params, _state(0, device).params))
+    moved = max(float((a - b).abs().max()) for a, b in zip(batched.params, _state(0, device).params, strict=False))
     assert moved > 1e-3  # the parameters really changed
-    for a, b in zip(batched.params + batched.adam_v, looped.params + looped.adam_v):
+    for a, b in zip(batched.params + batched.adam_v, looped.params + looped.adam_v, strict=False):
         assert float((a - b).abs().max()) <= 1e-9
     assert batched.adam_t == looped.adam_t == (7 + 3 * 3 if carry else 7)
 
 
 def test_grouped_forward_equals_separate_models():
-    params = [torch.stack(ps) for ps in zip(*(init_params(SPEC, torch.Generator().manual_seed(s), torch.float64) for s in range(3)))]
+    params = [
+        torch.stack(ps)
+        for ps in zip(*(init_params(SPEC, torch.Generator().manual_seed(s), torch.float64) for s in range(3)), strict=False)
+    ]
     images = torch.rand(3, 5, 1, 28, 28, dtype=torch.float64)
     together = forward(SPEC, params, images)
     for g in range(3):
@@ -85,13 +92,14 @@ def test_all_reduce_path_runs_on_the_device_backend(device, tmp_path):
     alone, grouped = _state(2, device), _state(2, device)
     images, labels, order = _tasks(6, device=device)
     meta_step(SPEC, InnerAdam(0.01), alone, images, labels, order, 0.5)
-    dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"file://{tmp_path / 'store'}",
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        "nccl" if device == "cuda" else "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
     try:
         meta_step(SPEC, InnerAdam(0.01), grouped, images, labels, order, 0.5, total_tasks=len(images))
     finally:
         dist.destroy_process_group()
-    for a, b in zip(alone.params + alone.adam_v, grouped.params + grouped.adam_v):
+    for a, b in zip(alone.params + alone.adam_v, grouped.params + grouped.adam_v, strict=False):
         assert b.device.type == device
         assert float((a - b).abs().max()) <= 1e-12
 
@@ -114,8 +122,9 @@ def test_non_transductive_prediction_is_one_batch_per_query():
     from training.reptile import _grouped
 
     generator = torch.Generator().manual_seed(3)
-    params = [p + 0.1 * torch.randn(p.shape, dtype=p.dtype, generator=generator)
-              for p in _grouped(_state(1).params, 4)]  # four tasks with different weights
+    params = [
+        p + 0.1 * torch.randn(p.shape, dtype=p.dtype, generator=generator) for p in _grouped(_state(1).params, 4)
+    ]  # four tasks with different weights
     support = torch.rand(4, 6, 1, 28, 28, dtype=torch.float64, generator=generator)
     queries = torch.rand(4, 3, 1, 28, 28, dtype=torch.float64, generator=generator)
     predicted = predict_queries(SPEC, params, support, queries, False)

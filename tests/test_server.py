@@ -1,9 +1,9 @@
 """The FastAPI server (issue 4) through FastAPI's test client: every route, every bad-input class,
 the pool's 503 and time limit, headers, static files, templates, and parity with the bundle."""
+
 import asyncio
 import base64
 import concurrent.futures
-import gzip
 import io
 import json
 import subprocess
@@ -92,7 +92,8 @@ def make_web_dir(root: Path, templates: bool = False) -> Path:
             "WEB-INDEX model={{ model.name }} warning={{ model.warning }} classes={{ settings.classes }} "
             "shots={{ settings.shots }} mode={{ settings.mode }} theme={{ settings.theme }} embed={{ embed }} "
             "base={{ base_url }} app={{ asset('web/js/app.js') }} ort={{ asset('vendor/onnxruntime-web/ort.wasm.min.mjs') }} "
-            "oembed={{ oembed_url }}")
+            "oembed={{ oembed_url }}"
+        )
         (tpl / "embed.html").write_text("WEB-EMBED embed={{ embed }} theme={{ settings.theme }}")
     return web
 
@@ -175,9 +176,13 @@ def test_adapt_png_base64_and_data_url(client):
 
 
 def test_adapt_arrays_and_options(client):
-    body = {"support": [{"image": array_image(c), "label": c} for c in range(2)] * 2,
-            "query": [{"image": array_image(0)}, {"image": array_image(1)}],
-            "steps": 4, "lr": 0.001, "transductive": True}
+    body = {
+        "support": [{"image": array_image(c), "label": c} for c in range(2)] * 2,
+        "query": [{"image": array_image(0)}, {"image": array_image(1)}],
+        "steps": 4,
+        "lr": 0.001,
+        "transductive": True,
+    }
     r = post(client, body)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -215,11 +220,22 @@ def test_parity_arrays_other_class_count_and_transductive(client):
 
     images = [array_image(s) for s in range(9)]
     labels = [0, 1, 2, 0, 1, 2]
-    body = {"support": [{"image": images[i], "label": labels[i]} for i in range(6)],
-            "query": [{"image": images[i]} for i in range(6, 9)], "steps": 5, "lr": 0.002, "transductive": True}
+    body = {
+        "support": [{"image": images[i], "label": labels[i]} for i in range(6)],
+        "query": [{"image": images[i]} for i in range(6, 9)],
+        "steps": 5,
+        "lr": 0.002,
+        "transductive": True,
+    }
     out = post(client, body).json()
-    direct = load_bundle(BUNDLE).adapt(np.array(images[:6], dtype=np.float32), np.array(labels),
-                                       np.array(images[6:], dtype=np.float32), steps=5, lr=0.002, transductive=True)
+    direct = load_bundle(BUNDLE).adapt(
+        np.array(images[:6], dtype=np.float32),
+        np.array(labels),
+        np.array(images[6:], dtype=np.float32),
+        steps=5,
+        lr=0.002,
+        transductive=True,
+    )
     np.testing.assert_allclose(np.array(out["probabilities"]), direct.probabilities, atol=1e-3)
 
 
@@ -310,11 +326,15 @@ def test_nan_and_infinity(client):
     text = json.dumps(raw).replace("0.0", "1e999", 1)  # overflows to infinity when parsed
     r = client.post("/api/adapt", content=text.encode(), headers={"content-type": "application/json"})
     assert_error(r, 422, "finite")
-    r = client.post("/api/adapt", content=json.dumps({**task(classes=2), "lr": float("inf")}).encode(),
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/adapt",
+        content=json.dumps({**task(classes=2), "lr": float("inf")}).encode(),
+        headers={"content-type": "application/json"},
+    )
     assert_error(r, 422, "Infinity")
-    r = client.post("/api/adapt", content=b'{"support": [], "query": [], "lr": 1e999}',
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/adapt", content=b'{"support": [], "query": [], "lr": 1e999}', headers={"content-type": "application/json"}
+    )
     assert_error(r, 422, "lr", "finite")
 
 
@@ -360,11 +380,11 @@ def test_a_class_with_no_example(client):
 def test_too_many_classes_shots_steps_queries(client):
     assert_error(post(client, fast(task(classes=11))), 422, "too many classes", "11")
     huge = fast(task(classes=2))
-    huge["support"][1]["label"] = 10 ** 30
+    huge["support"][1]["label"] = 10**30
     assert_error(post(client, huge), 422, "too many classes")
-    huge["support"][1]["label"] = -(10 ** 30)
+    huge["support"][1]["label"] = -(10**30)
     assert_error(post(client, huge), 422, "support[1].label")
-    assert_error(post(client, {**fast(task(classes=2)), "steps": 10 ** 30}), 422, "steps")
+    assert_error(post(client, {**fast(task(classes=2)), "steps": 10**30}), 422, "steps")
     assert_error(post(client, fast(task(classes=2, shots=6))), 422, "too many examples", "6")
     assert_error(post(client, fast(task(classes=2), steps=201)), 422, "steps", "0..200")
     assert_error(post(client, fast(task(classes=2), steps=-1)), 422, "steps")
@@ -413,8 +433,12 @@ def test_no_input_makes_a_server_error(client):
 
 
 def test_diverging_lr_is_a_4xx(client):
-    body = {"support": [{"image": array_image(c), "label": c % 2} for c in range(4)],
-            "query": [{"image": array_image(9)}], "steps": 30, "lr": 1.0}
+    body = {
+        "support": [{"image": array_image(c), "label": c % 2} for c in range(4)],
+        "query": [{"image": array_image(9)}],
+        "steps": 30,
+        "lr": 1.0,
+    }
     r = post(client, body)
     assert r.status_code in (200, 422), r.text  # finite results or a clear 'diverged' message
 
@@ -532,8 +556,15 @@ def test_pages_use_web_templates_with_the_contract(tmp_path):
 
 
 def test_page_settings_validation(client):
-    for query, word in (("classes=1", "classes"), ("classes=11", "classes"), ("classes=x", "classes"),
-                        ("shots=0", "shots"), ("shots=6", "shots"), ("mode=gpu", "mode"), ("theme=blue", "theme")):
+    for query, word in (
+        ("classes=1", "classes"),
+        ("classes=11", "classes"),
+        ("classes=x", "classes"),
+        ("shots=0", "shots"),
+        ("shots=6", "shots"),
+        ("mode=gpu", "mode"),
+        ("theme=blue", "theme"),
+    ):
         for path in ("/", "/embed"):
             r = client.get(f"{path}?{query}")
             assert_error(r, 422, word)
@@ -572,8 +603,15 @@ def test_security_headers(client):
     assert "cross-origin-opener-policy" not in embed.headers and "cross-origin-embedder-policy" not in embed.headers
     assert "x-frame-options" not in embed.headers
     assert embed.headers["cross-origin-resource-policy"] == "cross-origin"
-    for path in ("/api/model", "/healthz", "/web/js/app.js", "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
-                 f"/models/{BUNDLE.name}/predict.onnx", "/sw.js", "/nope"):
+    for path in (
+        "/api/model",
+        "/healthz",
+        "/web/js/app.js",
+        "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
+        f"/models/{BUNDLE.name}/predict.onnx",
+        "/sw.js",
+        "/nope",
+    ):
         r = client.get(path)
         assert r.headers["x-content-type-options"] == "nosniff", path
         assert "frame-ancestors 'self'" in r.headers["content-security-policy"], path
@@ -584,19 +622,25 @@ def test_security_headers(client):
 def test_frame_ancestors_configurable(web_dir):
     app = create_app(Settings(web_dir=web_dir, workers=1, frame_ancestors="https://a.example https://b.example"))
     with TestClient(app) as c:
-        assert "frame-ancestors https://a.example https://b.example" in c.get("/embed").headers["content-security-policy"]
+        assert (
+            "frame-ancestors https://a.example https://b.example" in c.get("/embed").headers["content-security-policy"]
+        )
         assert "frame-ancestors 'self'" in c.get("/").headers["content-security-policy"]
 
 
 # ---------------------------------------------------------------------------- static files
 def test_static_mime_types(client):
     expected = {
-        "/web/js/app.js": "text/javascript", "/web/js/worker.mjs": "text/javascript", "/web/css/app.css": "text/css",
-        "/web/icon.svg": "image/svg+xml", "/web/icon.png": "image/png",
+        "/web/js/app.js": "text/javascript",
+        "/web/js/worker.mjs": "text/javascript",
+        "/web/css/app.css": "text/css",
+        "/web/icon.svg": "image/svg+xml",
+        "/web/icon.png": "image/png",
         "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm": "application/wasm",
         "/vendor/onnxruntime-web/ort.wasm.min.mjs": "text/javascript",
         f"/models/{BUNDLE.name}/predict.onnx": "application/octet-stream",
-        f"/models/{BUNDLE.name}/model.json": "application/json", "/sw.js": "text/javascript",
+        f"/models/{BUNDLE.name}/model.json": "application/json",
+        "/sw.js": "text/javascript",
     }
     for path, mime in expected.items():
         r = client.get(path)
@@ -608,7 +652,9 @@ def test_static_cache_control(client, web_dir):
     import hashlib
 
     digest = hashlib.sha256((web_dir / "js" / "app.js").read_bytes()).hexdigest()
-    assert client.get(f"/web/js/app.js?v={digest[:12]}").headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert (
+        client.get(f"/web/js/app.js?v={digest[:12]}").headers["cache-control"] == "public, max-age=31536000, immutable"
+    )
     assert client.get(f"/web/js/app.js?v={digest}").headers["cache-control"].endswith("immutable")
     for stale in ("", "?v=000000000000", "?v=abc", f"?v={digest[:6]}"):
         assert "immutable" not in client.get(f"/web/js/app.js{stale}").headers["cache-control"]
@@ -625,8 +671,13 @@ def test_static_cache_control(client, web_dir):
 
 
 def test_static_compression_and_etag(client):
-    for path in ("/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm", f"/models/{BUNDLE.name}/train_step_adam.onnx",
-                 "/web/js/app.js", "/web/css/app.css", f"/models/{BUNDLE.name}/model.json"):
+    for path in (
+        "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
+        f"/models/{BUNDLE.name}/train_step_adam.onnx",
+        "/web/js/app.js",
+        "/web/css/app.css",
+        f"/models/{BUNDLE.name}/model.json",
+    ):
         plain = client.get(path, headers={"accept-encoding": "identity"})
         assert "content-encoding" not in plain.headers, path
         gz = client.get(path, headers={"accept-encoding": "gzip"})
@@ -649,17 +700,30 @@ def test_static_head(client):
     get = client.get("/web/js/app.js", headers={"accept-encoding": "identity"})
     head = client.head("/web/js/app.js", headers={"accept-encoding": "identity"})
     assert head.status_code == 200 and head.content == b""
-    assert head.headers["content-length"] == get.headers["content-length"] and head.headers["etag"] == get.headers["etag"]
+    assert (
+        head.headers["content-length"] == get.headers["content-length"] and head.headers["etag"] == get.headers["etag"]
+    )
 
 
 def test_static_refuses_what_it_must_not_serve(client):
-    for path in ("/web/templates/partial.html", "/web/templates/index.html",
-                 "/web/node_modules/onnxruntime-web/package.json",
-                 "/web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs",
-                 "/web/secret.py", "/web/.hidden.js", "/web/../server/app.py", "/web/%2e%2e/server/app.py",
-                 "/web/js/..%2f..%2fserver/app.py", "/web/js", "/web/", "/web/missing.js",
-                 f"/models/{BUNDLE.name}/../../../pyproject.toml", f"/models/{BUNDLE.name}/nope.onnx",
-                 "/models/..%2f..%2fserver/app.py", f"/models/{BUNDLE.name}/%2e%2e%2fmodel.json"):
+    for path in (
+        "/web/templates/partial.html",
+        "/web/templates/index.html",
+        "/web/node_modules/onnxruntime-web/package.json",
+        "/web/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs",
+        "/web/secret.py",
+        "/web/.hidden.js",
+        "/web/../server/app.py",
+        "/web/%2e%2e/server/app.py",
+        "/web/js/..%2f..%2fserver/app.py",
+        "/web/js",
+        "/web/",
+        "/web/missing.js",
+        f"/models/{BUNDLE.name}/../../../pyproject.toml",
+        f"/models/{BUNDLE.name}/nope.onnx",
+        "/models/..%2f..%2fserver/app.py",
+        f"/models/{BUNDLE.name}/%2e%2e%2fmodel.json",
+    ):
         r = client.get(path)
         assert r.status_code == 404, (path, r.status_code)
     r = client.get("/vendor/onnxruntime-web/ort.webgl.min.js")
@@ -726,7 +790,9 @@ def test_a_preview_bundle_is_labelled_everywhere(tmp_path):
     bundle = tmp_path / "preview"
     shutil.copytree(BUNDLE, bundle)
     manifest = json.loads((bundle / "model.json").read_text())
-    manifest.update(warning="trained for only 2000 of 100000 meta-iterations: not the real model", training_complete=False)
+    manifest.update(
+        warning="trained for only 2000 of 100000 meta-iterations: not the real model", training_complete=False
+    )
     (bundle / "model.json").write_text(json.dumps(manifest))  # model.json is not in its own sha256 list
     with TestClient(create_app(Settings(model=bundle, workers=1))) as c:
         assert "<strong>Preview model:</strong> trained for only 2000 of 100000" in c.get("/").text
@@ -744,19 +810,39 @@ def test_page_states_the_measured_accuracy(tmp_path):
     bundle = tmp_path / "measured"
     shutil.copytree(BUNDLE, bundle)
     manifest = json.loads((bundle / "model.json").read_text())
-    manifest["accuracy"] = {"results": [
-        {"ways": 5, "shots": 5, "tasks": 10000, "non_transductive": {"accuracy": 0.991, "ci95": 0.001},
-         "transductive": {"accuracy": 0.995, "ci95": 0.001}},
-        {"ways": 5, "shots": 1, "tasks": 10000, "non_transductive": {"accuracy": 0.98123, "ci95": 0.00271},
-         "transductive": {"accuracy": 0.987, "ci95": 0.002}},
-        {"ways": 10, "shots": 1, "tasks": 1000, "non_transductive": {"accuracy": 0.9721, "ci95": 0.0032},
-         "transductive": {"accuracy": 0.981, "ci95": 0.003}}]}
+    manifest["accuracy"] = {
+        "results": [
+            {
+                "ways": 5,
+                "shots": 5,
+                "tasks": 10000,
+                "non_transductive": {"accuracy": 0.991, "ci95": 0.001},
+                "transductive": {"accuracy": 0.995, "ci95": 0.001},
+            },
+            {
+                "ways": 5,
+                "shots": 1,
+                "tasks": 10000,
+                "non_transductive": {"accuracy": 0.98123, "ci95": 0.00271},
+                "transductive": {"accuracy": 0.987, "ci95": 0.002},
+            },
+            {
+                "ways": 10,
+                "shots": 1,
+                "tasks": 1000,
+                "non_transductive": {"accuracy": 0.9721, "ci95": 0.0032},
+                "transductive": {"accuracy": 0.981, "ci95": 0.003},
+            },
+        ]
+    }
     (bundle / "model.json").write_text(json.dumps(manifest))  # model.json is not in its own sha256 list
     with TestClient(create_app(Settings(model=bundle, workers=1))) as c:
         page = re.sub(r"\s+", " ", c.get("/").text)
-        assert "Measured on 10,000 tasks of 5 characters it never saw, one example drawing each, it named the right " \
-               "character 98.1&nbsp;% of the time (95&nbsp;% interval &plusmn;&nbsp;0.3), with the same adaptation this " \
-               "page runs. With 10 characters: 97.2&nbsp;% (&plusmn;&nbsp;0.3)." in page
+        assert (
+            "Measured on 10,000 tasks of 5 characters it never saw, one example drawing each, it named the right "
+            "character 98.1&nbsp;% of the time (95&nbsp;% interval &plusmn;&nbsp;0.3), with the same adaptation this "
+            "page runs. With 10 characters: 97.2&nbsp;% (&plusmn;&nbsp;0.3)." in page
+        )
         card = re.search(r'<a href="([^"]+)">Model card</a>', page).group(1)
         assert c.get(card).status_code == 200
     manifest["accuracy"] = None

@@ -1,13 +1,15 @@
 """The Dockerfile is a plain mirror of `make demo` (no Docker engine runs here): every file it copies
 exists and is not excluded by .dockerignore, it runs the Makefile's commands, installs the server's
 dependencies only (no torch), runs as a non-root user, and checks /healthz."""
+
 import ast
 import fnmatch
 import re
 import shlex
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +31,7 @@ def makefile_recipe(target: str) -> list:
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if re.match(rf"^{re.escape(target)}\s*:", line))
     recipe = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("\t"):
             break
         recipe.append(line.strip())
@@ -55,8 +57,9 @@ def test_every_copied_file_exists_and_is_in_the_build_context():
             assert path.exists(), f"the Dockerfile copies {source}, which does not exist"
             rel = source.rstrip("/")
             for pattern in ignored:
-                assert not fnmatch.fnmatch(rel, pattern) and not rel.startswith(pattern.rstrip("/") + "/"), \
+                assert not fnmatch.fnmatch(rel, pattern) and not rel.startswith(pattern.rstrip("/") + "/"), (
                     f"{source} is excluded by .dockerignore ({pattern})"
+                )
             checked += 1
     assert checked >= 6
 
@@ -97,10 +100,14 @@ def test_npm_step_matches_the_makefile():
     assert len(runs) == 1
     docker_npm = shlex.split(runs[0])
     assert docker_npm[:2] == ["npm", "ci"]
-    make_npm = [shlex.split(line) for target in re.findall(r"^([\w./$()-]+)\s*:", (ROOT / "Makefile").read_text(), re.M)
-                for line in makefile_recipe(target) if re.search(r"\bnpm\s+(ci|install|i)\b", line)]
+    make_npm = [
+        shlex.split(line)
+        for target in re.findall(r"^([\w./$()-]+)\s*:", (ROOT / "Makefile").read_text(), re.M)
+        for line in makefile_recipe(target)
+        if re.search(r"\bnpm\s+(ci|install|i)\b", line)
+    ]
     for command in make_npm:  # the web setup target (web issue): the image must install the same way
-        words = command[command.index("npm"):] if "npm" in command else command
+        words = command[command.index("npm") :] if "npm" in command else command
         assert words[1] == "ci", f"the Makefile runs {' '.join(words)}; the image runs npm ci (from the lock file)"
         for flag in words[2:]:
             if flag.startswith("--") and not flag.startswith("--prefix"):
@@ -119,9 +126,18 @@ def test_server_image_installs_server_dependencies_only():
     deps = {re.split(r"[<>=!~\[ ;]", d)[0].lower() for d in project["dependencies"]}
     assert "torch" not in deps
     # every third-party module the server's code imports is installed by the image
-    module_to_dist = {"PIL": "pillow", "fastapi": "fastapi", "uvicorn": "uvicorn", "jinja2": "jinja2",
-                      "numpy": "numpy", "onnxruntime": "onnxruntime", "safetensors": "safetensors",
-                      "pydantic": "fastapi", "starlette": "fastapi", "brotli": "brotli"}
+    module_to_dist = {
+        "PIL": "pillow",
+        "fastapi": "fastapi",
+        "uvicorn": "uvicorn",
+        "jinja2": "jinja2",
+        "numpy": "numpy",
+        "onnxruntime": "onnxruntime",
+        "safetensors": "safetensors",
+        "pydantic": "fastapi",
+        "starlette": "fastapi",
+        "brotli": "brotli",
+    }
     local = {"server", "bundle", "preprocessing"}
     stdlib = set(sys.stdlib_module_names)
     for package in local:

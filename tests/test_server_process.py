@@ -1,5 +1,6 @@
 """The server as a real process: `python -m server serve` under uvicorn on 127.0.0.1 (startup time,
 one log line per request and never a drawing, a raw oversized request), and the CLI's settings."""
+
 import base64
 import json
 import os
@@ -13,9 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_server import drawing, make_web_dir
 
 from server.config import DEFAULT_MODEL, Settings, SettingsError, settings_from_env
-from test_server import drawing, make_web_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 # the committed bundle's warning (None once it is the finished model)
@@ -43,9 +44,14 @@ def server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "REPTILE_DEMO_WEB_DIR": str(web), "REPTILE_DEMO_QUEUE": "4", "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
-                                "--workers", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     ready = None
     while time.perf_counter() - start < 30 and process.poll() is None:
@@ -91,9 +97,12 @@ def test_real_uvicorn_process(server):
     assert status == 200 and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
 
     marker = base64.b64encode(drawing(3)).decode()
-    task = {"support": [{"image": base64.b64encode(drawing(c)).decode(), "label": c} for c in range(2)] +
-                       [{"image": marker, "label": 0}],
-            "query": [{"image": base64.b64encode(drawing(1)).decode()}], "steps": 3}
+    task = {
+        "support": [{"image": base64.b64encode(drawing(c)).decode(), "label": c} for c in range(2)]
+        + [{"image": marker, "label": 0}],
+        "query": [{"image": base64.b64encode(drawing(1)).decode()}],
+        "steps": 3,
+    }
     status, headers, body = fetch(base + "/api/adapt", json.dumps(task).encode(), {"Content-Type": "application/json"})
     assert status == 200, body
     out = json.loads(body)
@@ -102,14 +111,17 @@ def test_real_uvicorn_process(server):
     status, _, body = fetch(base + "/api/adapt", b"{oops", {"Content-Type": "application/json"})
     assert status == 400 and b"malformed JSON" in body
 
-    status, headers, _ = fetch(base + "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
-                               headers={"Accept-Encoding": "br"})
+    status, headers, _ = fetch(
+        base + "/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm", headers={"Accept-Encoding": "br"}
+    )
     assert status == 200 and headers["Content-Type"] == "application/wasm" and headers["Content-Encoding"] == "br"
 
     # A declared 1 GB body is refused from its Content-Length, before (and without) reading it.
     with socket.create_connection(("127.0.0.1", server["port"]), timeout=10) as s:
-        s.sendall(b"POST /api/adapt HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000000000\r\n\r\n{\"support\": ")
+        s.sendall(
+            b"POST /api/adapt HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000000000\r\n\r\n{"support": '
+        )
         reply = s.recv(4096)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
 
@@ -130,8 +142,14 @@ def test_real_uvicorn_process(server):
 
 def test_cli_refuses_bad_settings_and_bundles(tmp_path):
     def run(args, **env):
-        return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, env={**os.environ, **env})
+        return subprocess.run(
+            [sys.executable, "-m", "server", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+        )
 
     out = run(["serve", "--model", str(tmp_path / "missing")])
     assert out.returncode == 2 and "cannot serve" in out.stderr and "model.json is missing" in out.stderr
@@ -149,16 +167,32 @@ def test_cli_refuses_bad_settings_and_bundles(tmp_path):
 
 
 def test_settings_from_environment():
-    env = {"REPTILE_DEMO_PORT": "9000", "REPTILE_DEMO_WORKERS": "3", "REPTILE_DEMO_TIMEOUT_S": "2.5",
-           "REPTILE_DEMO_MODEL": "/tmp/x", "REPTILE_DEMO_FRAME_ANCESTORS": "https://a.example",
-           "REPTILE_DEMO_MAX_CLASSES": "6"}
+    env = {
+        "REPTILE_DEMO_PORT": "9000",
+        "REPTILE_DEMO_WORKERS": "3",
+        "REPTILE_DEMO_TIMEOUT_S": "2.5",
+        "REPTILE_DEMO_MODEL": "/tmp/x",
+        "REPTILE_DEMO_FRAME_ANCESTORS": "https://a.example",
+        "REPTILE_DEMO_MAX_CLASSES": "6",
+    }
     s = settings_from_env(env)
     assert (s.port, s.workers, s.timeout_s, str(s.model), s.frame_ancestors, s.max_classes) == (
-        9000, 3, 2.5, "/tmp/x", "https://a.example", 6)
+        9000,
+        3,
+        2.5,
+        "/tmp/x",
+        "https://a.example",
+        6,
+    )
     assert settings_from_env(env, port=1234).port == 1234  # flags win
     assert settings_from_env({}).max_body_bytes == 2 * 1024 * 1024
-    for bad in ({"REPTILE_DEMO_TIMEOUT_S": "nan"}, {"REPTILE_DEMO_QUEUE": "-1"}, {"REPTILE_DEMO_MAX_CLASSES": "1"},
-                {"REPTILE_DEMO_FRAME_ANCESTORS": "'self'; script-src *"}, {"REPTILE_DEMO_LOG_LEVEL": "loud"}):
+    for bad in (
+        {"REPTILE_DEMO_TIMEOUT_S": "nan"},
+        {"REPTILE_DEMO_QUEUE": "-1"},
+        {"REPTILE_DEMO_MAX_CLASSES": "1"},
+        {"REPTILE_DEMO_FRAME_ANCESTORS": "'self'; script-src *"},
+        {"REPTILE_DEMO_LOG_LEVEL": "loud"},
+    ):
         with pytest.raises(SettingsError):
             settings_from_env(bad)
     assert Settings().model == DEFAULT_MODEL and (DEFAULT_MODEL / "model.json").is_file()  # a committed bundle

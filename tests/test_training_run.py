@@ -1,5 +1,6 @@
 """The training command end to end: resume after SIGKILL, multi-process, flag errors, and a
 short real run on the shared Omniglot data that must learn (CI's check that the algorithm works)."""
+
 import json
 import os
 import shutil
@@ -21,8 +22,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
 def _python(*args, timeout=600, **kwargs):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def _run(args, **kwargs):
@@ -34,13 +36,28 @@ def _final(out: Path) -> dict:
 
 
 def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
-    args = ["train", "--data-dir", str(omniglot_dir), "--meta-iters", "400", "--checkpoint-interval", "100",
-            "--eval-interval", "200", *SMALL]
+    args = [
+        "train",
+        "--data-dir",
+        str(omniglot_dir),
+        "--meta-iters",
+        "400",
+        "--checkpoint-interval",
+        "100",
+        "--eval-interval",
+        "200",
+        *SMALL,
+    ]
     assert _run([*args, "--out", str(tmp_path / "whole")]).returncode == 0
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "training", *args, "--out", str(killed)], cwd=ROOT, env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", *args, "--out", str(killed)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
@@ -53,7 +70,7 @@ def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
     assert resumed.returncode == 0, resumed.stderr
     whole, again = _final(tmp_path / "whole"), _final(killed)
     assert again["iteration"] == whole["iteration"] == 400
-    for a, b in zip(whole["params"] + whole["adam_v"], again["params"] + again["adam_v"]):
+    for a, b in zip(whole["params"] + whole["adam_v"], again["params"] + again["adam_v"], strict=False):
         assert torch.equal(a, b)
     assert whole["adam_t"] == again["adam_t"] and whole["rng"] == again["rng"]
     rows = lambda out: [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
@@ -68,17 +85,33 @@ def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
 
 def test_two_processes_give_the_same_result_as_one(tmp_path, omniglot_dir):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    args = ["train", "--data-dir", str(omniglot_dir), "--meta-iters", "6", "--meta-batch", "4",
-            "--eval-interval", "1000", *SMALL]
+    args = [
+        "train",
+        "--data-dir",
+        str(omniglot_dir),
+        "--meta-iters",
+        "6",
+        "--meta-batch",
+        "4",
+        "--eval-interval",
+        "1000",
+        *SMALL,
+    ]
     one = _run([*args, "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "training", *args, "--out",
-                          str(tmp_path / "two")], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    two = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "training", *args, "--out", str(tmp_path / "two")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = _final(tmp_path / "one"), _final(tmp_path / "two")
-    moved = max(float((x - y).abs().max()) for x, y in zip(a["params"], _initial_params()))
+    moved = max(float((x - y).abs().max()) for x, y in zip(a["params"], _initial_params(), strict=False))
     assert moved > 1e-3
-    for x, y in zip(a["params"] + a["adam_v"], b["params"] + b["adam_v"]):
+    for x, y in zip(a["params"] + a["adam_v"], b["params"] + b["adam_v"], strict=False):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
     assert a["adam_t"] == b["adam_t"]
 
@@ -89,14 +122,17 @@ def _initial_params():
     return init_params(ModelSpec(ways=5, filters=16), torch.Generator().manual_seed(3))
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--meta-iters", "0"], "argument --meta-iters: expected a positive integer"),
-    (["--lr", "nan"], "argument --lr: expected a positive number"),
-    (["--meta-step", "2"], "argument --meta-step: expected a number in [0, 1]"),
-    (["--preset", "omniglot-7w"], "argument --preset: invalid choice"),
-    (["--device", "cuda"], "argument --device: cuda was asked for but no CUDA device"),
-    (["--meta-batch", "x"], "argument --meta-batch: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--meta-iters", "0"], "argument --meta-iters: expected a positive integer"),
+        (["--lr", "nan"], "argument --lr: expected a positive number"),
+        (["--meta-step", "2"], "argument --meta-step: expected a number in [0, 1]"),
+        (["--preset", "omniglot-7w"], "argument --preset: invalid choice"),
+        (["--device", "cuda"], "argument --device: cuda was asked for but no CUDA device"),
+        (["--meta-batch", "x"], "argument --meta-batch: expected a positive integer"),
+    ],
+)
 def test_bad_flags_get_a_one_line_error_naming_the_flag(tmp_path, flags, message):
     if flags == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -106,8 +142,18 @@ def test_bad_flags_get_a_one_line_error_naming_the_flag(tmp_path, flags, message
 
 
 def test_existing_run_needs_resume_and_the_same_config(tmp_path, omniglot_dir):
-    args = ["train", "--data-dir", str(omniglot_dir), "--out", str(tmp_path), "--meta-iters", "2",
-            "--eval-interval", "1000", *SMALL]
+    args = [
+        "train",
+        "--data-dir",
+        str(omniglot_dir),
+        "--out",
+        str(tmp_path),
+        "--meta-iters",
+        "2",
+        "--eval-interval",
+        "1000",
+        *SMALL,
+    ]
     assert _run(args).returncode == 0
     again = _run(args)
     assert again.returncode == 2 and "pass --resume" in again.stderr and "Traceback" not in again.stderr
@@ -120,17 +166,52 @@ def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device)
     """A few hundred meta-iterations of the real 5-way preset on the real data, then 5-way 1-shot
     evaluation on held-out characters: chance is 20 %; a broken algorithm stays near it."""
     out = tmp_path / "run"
-    trained = _run(["train", "--preset", "omniglot-5w5s", "--data-dir", str(omniglot_dir), "--out", str(out),
-                    "--meta-iters", "300", "--eval-interval", "1000", "--no-progress", "--device", device])
+    trained = _run(
+        [
+            "train",
+            "--preset",
+            "omniglot-5w5s",
+            "--data-dir",
+            str(omniglot_dir),
+            "--out",
+            str(out),
+            "--meta-iters",
+            "300",
+            "--eval-interval",
+            "1000",
+            "--no-progress",
+            "--device",
+            device,
+        ]
+    )
     assert trained.returncode == 0, trained.stderr
     session = json.loads((out / "config.json").read_text())["sessions"][0]
     assert session["device"].startswith(device)
     assert bool(session.get("gpu")) == (device == "cuda")  # a GPU session names its card
     assert session["cuda_graph"] == (device == "cuda")  # a GPU replays the inner loop as a CUDA graph
     report = tmp_path / "eval.json"
-    evaluated = _run(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--data-dir", str(omniglot_dir),
-                      "--tasks", "300", "--shots", "1", "--eval-iters", "50", "--eval-batch", "5",
-                      "--json", str(report), "--no-progress", "--device", device])
+    evaluated = _run(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(out / "checkpoint.pt"),
+            "--data-dir",
+            str(omniglot_dir),
+            "--tasks",
+            "300",
+            "--shots",
+            "1",
+            "--eval-iters",
+            "50",
+            "--eval-batch",
+            "5",
+            "--json",
+            str(report),
+            "--no-progress",
+            "--device",
+            device,
+        ]
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     results = {r["transductive"]: r for r in json.loads(report.read_text())["results"]}
     print(evaluated.stdout)

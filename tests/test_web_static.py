@@ -1,6 +1,7 @@
 """The web demo without a browser: the preset drawings are held-out characters and reproducible,
 the pages rendered by the server keep the CSP (no inline script or style, nothing from another
 origin) and carry the stable names, and the static export is complete and relative."""
+
 import json
 import re
 from html.parser import HTMLParser
@@ -97,10 +98,21 @@ def test_static_export(tmp_path):
 
     site = tmp_path / "site"
     written = export_static(site, BUNDLE, classes=4, shots=2)
-    for name in ("index.html", "embed.html", "sw.js", "web/js/app.js", "web/js/worker.js", "web/js/engine.js",
-                 "web/js/preprocess.js", "web/css/demo.css", "web/examples/heldout.json",
-                 "vendor/onnxruntime-web/ort.wasm.min.mjs", "vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
-                 f"models/{BUNDLE.name}/model.json", f"models/{BUNDLE.name}/weights.safetensors"):
+    for name in (
+        "index.html",
+        "embed.html",
+        "sw.js",
+        "web/js/app.js",
+        "web/js/worker.js",
+        "web/js/engine.js",
+        "web/js/preprocess.js",
+        "web/css/demo.css",
+        "web/examples/heldout.json",
+        "vendor/onnxruntime-web/ort.wasm.min.mjs",
+        "vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
+        f"models/{BUNDLE.name}/model.json",
+        f"models/{BUNDLE.name}/weights.safetensors",
+    ):
         assert name in written and (site / name).is_file(), name
     assert not any(name.startswith("web/templates") or "node_modules" in name for name in written)
     index = (site / "index.html").read_text()
@@ -111,7 +123,12 @@ def test_static_export(tmp_path):
                 assert not url.startswith("/") and "//" not in url, url  # relative: works in any folder
                 assert (site / url.split("?")[0].lstrip("./")).is_file(), url
     config = json.loads(re.search(r"data-config='([^']*)'", index).group(1).replace("&#34;", '"'))
-    assert config["static"] is True and config["settings"] == {"classes": 4, "shots": 2, "mode": "browser", "theme": "light"}
+    assert config["static"] is True and config["settings"] == {
+        "classes": 4,
+        "shots": 2,
+        "mode": "browser",
+        "theme": "light",
+    }
     assert 'value="server"' not in index
     for file, url in config["urls"]["modelFiles"].items():
         assert (site / url.split("?")[0]).is_file(), file
@@ -131,7 +148,9 @@ def test_export_static_is_a_reptile_demo_command(tmp_path):
     from server.cli import main
 
     assert main(["export-static", str(tmp_path / "site")]) == 0
-    assert (tmp_path / "site" / "index.html").is_file() and (tmp_path / "site" / f"models/{BUNDLE.name}/model.json").is_file()
+    assert (tmp_path / "site" / "index.html").is_file() and (
+        tmp_path / "site" / f"models/{BUNDLE.name}/model.json"
+    ).is_file()
     with pytest.raises(SystemExit) as missing:
         main(["export-static"])
     assert missing.value.code == 2

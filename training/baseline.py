@@ -24,6 +24,7 @@ Reptile's initialization is fine-tuned.
 Resuming: the checkpoint also holds, under "joint", the full 4,800-way parameters and the Adam
 state; with the numpy RNG state (in the standard fields) a resumed run continues bit for bit.
 """
+
 import json
 import os
 import platform
@@ -75,11 +76,21 @@ def _read_rows(path: Path, upto: int) -> list:
     return [row for row in rows if row["step"] <= upto]
 
 
-def train_joint(config: Config, out_dir: Path, data_dir=None, steps: int = DEFAULT_STEPS,
-                batch_size: int = DEFAULT_BATCH_SIZE, lr: float = DEFAULT_LR, resume: bool = False,
-                command: str = "", progress: bool = True, stop_after: int | None = None,
-                eval_interval: int = DEFAULT_EVAL_INTERVAL,
-                checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL, log_interval: int = LOG_INTERVAL) -> MetaState:
+def train_joint(
+    config: Config,
+    out_dir: Path,
+    data_dir=None,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    resume: bool = False,
+    command: str = "",
+    progress: bool = True,
+    stop_after: int | None = None,
+    eval_interval: int = DEFAULT_EVAL_INTERVAL,
+    checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+    log_interval: int = LOG_INTERVAL,
+) -> MetaState:
     """Jointly train into out_dir; returns the evaluation state (body + fresh ways-way head).
 
     config: the preset whose evaluation settings (ways, shots, eval_*, its lr for fine-tuning,
@@ -94,8 +105,13 @@ def train_joint(config: Config, out_dir: Path, data_dir=None, steps: int = DEFAU
     checkpoint_path = out_dir / CHECKPOINT_NAME
     config = config.updated(algorithm="joint", eval_interval=eval_interval, checkpoint_interval=checkpoint_interval)
     spec = model_spec(config)
-    settings = {"batch_size": batch_size, "lr": lr, "log_interval": log_interval, "optimizer": "Adam",
-                "sampling": "uniform over all training images, with replacement"}
+    settings = {
+        "batch_size": batch_size,
+        "lr": lr,
+        "log_interval": log_interval,
+        "optimizer": "Adam",
+        "sampling": "uniform over all training images, with replacement",
+    }
     payload = None
     if resume and checkpoint_path.exists():
         payload = load_checkpoint(checkpoint_path)
@@ -106,8 +122,10 @@ def train_joint(config: Config, out_dir: Path, data_dir=None, steps: int = DEFAU
         wanted = {**config.to_dict(), **joint_keys(settings)}
         changed = sorted(k for k, v in wanted.items() if k not in OPERATIONAL and saved.get(k) != v)
         if changed:
-            raise ValueError(f"--resume: {checkpoint_path} was made with a different config "
-                             f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); use the same flags")
+            raise ValueError(
+                f"--resume: {checkpoint_path} was made with a different config "
+                f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); use the same flags"
+            )
     elif checkpoint_path.exists():
         raise ValueError(f"--out {out_dir} already holds a run; pass --resume to continue it or choose another --out")
 
@@ -138,12 +156,25 @@ def train_joint(config: Config, out_dir: Path, data_dir=None, steps: int = DEFAU
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / METRICS_NAME
     write_atomic_text(metrics_path, "".join(json.dumps(row) + "\n" for row in _read_rows(metrics_path, start)))
-    (out_dir / "config.json").write_text(json.dumps({
-        "config": config.to_dict(), "model": spec.to_dict(), "joint_model": joint_spec.to_dict(),
-        "baseline": {"steps": steps, **settings, "images": int(flat_images.shape[0])},
-        "command": command, "device": "cpu", "processes": 1, "torch": torch.__version__,
-        "python": platform.python_version(), "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
-        "threads": torch.get_num_threads(), **data.provenance}, indent=2))
+    (out_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "config": config.to_dict(),
+                "model": spec.to_dict(),
+                "joint_model": joint_spec.to_dict(),
+                "baseline": {"steps": steps, **settings, "images": int(flat_images.shape[0])},
+                "command": command,
+                "device": "cpu",
+                "processes": 1,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
+                "threads": torch.get_num_threads(),
+                **data.provenance,
+            },
+            indent=2,
+        )
+    )
     (out_dir / "test_classes.txt").write_text("\n".join(data.test_classes) + "\n")
 
     end = min(steps, stop_after) if stop_after is not None else steps
@@ -169,29 +200,47 @@ def train_joint(config: Config, out_dir: Path, data_dir=None, steps: int = DEFAU
             done = step + 1
             row = None
             if done % log_interval == 0 or done == steps:
-                row = {"step": done, "loss": loss_sum / seen, "batch_accuracy": correct / seen,
-                       "elapsed_s": elapsed + time.perf_counter() - clock}
+                row = {
+                    "step": done,
+                    "loss": loss_sum / seen,
+                    "batch_accuracy": correct / seen,
+                    "elapsed_s": elapsed + time.perf_counter() - clock,
+                }
                 loss_sum, correct, seen = 0.0, 0, 0
                 if bar:
                     bar.set_postfix(loss=f"{row['loss']:.3f}")
             if done % config.eval_interval == 0 or done == steps:
                 row = (row or {"step": done}) | live_eval(spec, config, evaluation_state(config, params), data, done)
                 if bar:
-                    bar.set_postfix(loss=f"{row.get('loss', float('nan')):.3f}", train=f"{row['train_accuracy']:.3f}",
-                                    test=f"{row['test_accuracy']:.3f}")
+                    bar.set_postfix(
+                        loss=f"{row.get('loss', float('nan')):.3f}",
+                        train=f"{row['train_accuracy']:.3f}",
+                        test=f"{row['test_accuracy']:.3f}",
+                    )
             if row:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
             if bar:
                 bar.update(1)
             if done % config.checkpoint_interval == 0 or done == end:
-                save_checkpoint(checkpoint_path, config=config.to_dict(), spec=spec.to_dict(),
-                                state=evaluation_state(config, params), iteration=done, rng=rng,
-                                elapsed_s=elapsed + time.perf_counter() - clock,
-                                extra={"joint": {"settings": settings, "spec": joint_spec.to_dict(),
-                                                 "params": [p.detach().clone() for p in params],
-                                                 "optimizer": optimizer.state_dict(),
-                                                 "window": (loss_sum, correct, seen)}})
+                save_checkpoint(
+                    checkpoint_path,
+                    config=config.to_dict(),
+                    spec=spec.to_dict(),
+                    state=evaluation_state(config, params),
+                    iteration=done,
+                    rng=rng,
+                    elapsed_s=elapsed + time.perf_counter() - clock,
+                    extra={
+                        "joint": {
+                            "settings": settings,
+                            "spec": joint_spec.to_dict(),
+                            "params": [p.detach().clone() for p in params],
+                            "optimizer": optimizer.state_dict(),
+                            "window": (loss_sum, correct, seen),
+                        }
+                    },
+                )
     if bar:
         bar.close()
     return evaluation_state(config, params)

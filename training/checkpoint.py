@@ -1,4 +1,5 @@
 """Atomic checkpoints: everything needed to continue a run bit for bit."""
+
 import os
 from pathlib import Path
 
@@ -10,8 +11,17 @@ from .reptile import MetaState
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def save_checkpoint(path: Path, *, config: dict, spec: dict, state: MetaState, iteration: int,
-                    rng: np.random.Generator, elapsed_s: float, extra: dict | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    *,
+    config: dict,
+    spec: dict,
+    state: MetaState,
+    iteration: int,
+    rng: np.random.Generator,
+    elapsed_s: float,
+    extra: dict | None = None,
+) -> None:
     """Write to a temporary file, fsync, then rename over the old one: a kill at any moment
     leaves either the previous checkpoint or the new one, never a torn file."""
     payload = {
@@ -42,8 +52,10 @@ def load_checkpoint(path: Path, device: str = "cpu") -> dict:
     except OSError as error:
         raise ValueError(f"cannot read checkpoint {path}: {error}") from None
     except Exception as error:  # unpickling arbitrary bytes fails in many ways, each meaning "not ours"
-        raise ValueError(f"cannot read checkpoint {path}: not a checkpoint of this project, or a damaged one "
-                         f"({type(error).__name__}: {error})") from None
+        raise ValueError(
+            f"cannot read checkpoint {path}: not a checkpoint of this project, or a damaged one "
+            f"({type(error).__name__}: {error})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != 1:
         raise ValueError(f"{path} is not a checkpoint of this project (format 1)")
     return payload

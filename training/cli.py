@@ -1,4 +1,5 @@
 """Command line: `python -m training train|evaluate|export|evaluate-bundle|baseline ...` (also the console script `reptile-train`)."""
+
 import argparse
 import json
 import shlex
@@ -44,7 +45,7 @@ def comma_separated(convert, description: str):
 
 
 def ways_x_shots(text: str) -> list:
-    """"5x1,5x5" -> [(5, 1), (5, 5)]."""
+    """ "5x1,5x5" -> [(5, 1), (5, 5)]."""
     try:
         settings = [tuple(int(x) for x in item.split("x")) for item in text.split(",")]
     except ValueError:
@@ -70,13 +71,23 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-iters", type=positive_int)
     group.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None)
     group.add_argument("--algorithm", choices=["reptile", "fomaml"])
-    group.add_argument("--adam-state", choices=["carry", "reset"],
-                       help="carry the inner Adam state across tasks (reference) or reset it per task")
-    group.add_argument("--inner-loop", choices=["batched", "per-task"],
-                       help="all tasks of a meta-batch through grouped kernels (default) or one task at a time")
-    group.add_argument("--sequential-adam-state", action="store_true", default=None,
-                       help="with --inner-loop per-task: pass the Adam state from task to task as the reference "
-                            "code does, instead of averaging the tasks' states")
+    group.add_argument(
+        "--adam-state",
+        choices=["carry", "reset"],
+        help="carry the inner Adam state across tasks (reference) or reset it per task",
+    )
+    group.add_argument(
+        "--inner-loop",
+        choices=["batched", "per-task"],
+        help="all tasks of a meta-batch through grouped kernels (default) or one task at a time",
+    )
+    group.add_argument(
+        "--sequential-adam-state",
+        action="store_true",
+        default=None,
+        help="with --inner-loop per-task: pass the Adam state from task to task as the reference "
+        "code does, instead of averaging the tasks' states",
+    )
     group.add_argument("--filters", type=positive_int)
     group.add_argument("--seed", type=nonnegative_int)
     group.add_argument("--eval-interval", type=positive_int)
@@ -106,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--no-progress", action="store_true")
-    train.add_argument("--no-cuda-graph", action="store_true",
-                       help="on a GPU, run the inner loop eagerly instead of replaying it as one CUDA graph")
+    train.add_argument(
+        "--no-cuda-graph",
+        action="store_true",
+        help="on a GPU, run the inner loop eagerly instead of replaying it as one CUDA graph",
+    )
     _add_config_flags(train)
 
     ev = commands.add_parser("evaluate", help="N-way K-shot accuracy of a checkpoint, the paper's way")
@@ -120,15 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval-iters", type=positive_int)
     ev.add_argument("--lr", type=positive_float)
     ev.add_argument("--mode", choices=["both", "transductive", "non-transductive"], default="both")
-    ev.add_argument("--adam-state", choices=["carry", "reset"], default="carry",
-                    help="fine-tune from the trained Adam state (carry) or a fresh Adam (reset)")
+    ev.add_argument(
+        "--adam-state",
+        choices=["carry", "reset"],
+        default="carry",
+        help="fine-tune from the trained Adam state (carry) or a fresh Adam (reset)",
+    )
     ev.add_argument("--split", choices=["test", "train", "both"], default="test")
     ev.add_argument("--seed", type=nonnegative_int, default=1)
     ev.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ev.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    ev.add_argument("--partial", type=Path,
-                    help="keep the progress in this file (rewritten every 100 tasks): rerun the same command to "
-                         "continue an interrupted evaluation; removed once the results are out")
+    ev.add_argument(
+        "--partial",
+        type=Path,
+        help="keep the progress in this file (rewritten every 100 tasks): rerun the same command to "
+        "continue an interrupted evaluation; removed once the results are out",
+    )
     ev.add_argument("--no-progress", action="store_true")
 
     ex = commands.add_parser("export", help="write a checkpoint as a bundle of ONNX graphs + weights (docs/bundle.md)")
@@ -140,29 +161,52 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--lr", type=positive_float, help="default adaptation step size (default: the run's lr)")
     ex.add_argument("--chosen-by", help="the measurement that chose --steps/--lr (required with them)")
 
-    eb = commands.add_parser("evaluate-bundle", help="N-way K-shot accuracy of an exported bundle, running its ONNX "
-                             "graphs with its default adaptation (training/evaluate_bundle.py)")
+    eb = commands.add_parser(
+        "evaluate-bundle",
+        help="N-way K-shot accuracy of an exported bundle, running its ONNX "
+        "graphs with its default adaptation (training/evaluate_bundle.py)",
+    )
     eb.add_argument("--bundle", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
     eb.add_argument("--data-dir", type=Path, help="where the Omniglot zips are (downloaded if missing)")
     eb.add_argument("--tasks", type=positive_int, default=10_000)
-    eb.add_argument("--settings", type=ways_x_shots, default=[(5, 1), (5, 5)],
-                    help="ways x shots, comma-separated (default 5x1,5x5)")
+    eb.add_argument(
+        "--settings",
+        type=ways_x_shots,
+        default=[(5, 1), (5, 5)],
+        help="ways x shots, comma-separated (default 5x1,5x5)",
+    )
     eb.add_argument("--seed", type=nonnegative_int, default=1)
-    eb.add_argument("--jobs", type=positive_int, default=1,
-                    help="settings measured at once, one process each (the same tasks and results as --jobs 1)")
-    eb.add_argument("--record", action="store_true",
-                    help="write the figures into the bundle's model.json and MODEL_CARD.md")
+    eb.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="settings measured at once, one process each (the same tasks and results as --jobs 1)",
+    )
+    eb.add_argument(
+        "--record", action="store_true", help="write the figures into the bundle's model.json and MODEL_CARD.md"
+    )
     eb.add_argument("--no-progress", action="store_true")
 
-    base = commands.add_parser("baseline", help="no-meta-learning baseline: joint training over all training "
-                               "classes, checkpoint with a fresh N-way head for `evaluate` (training/baseline.py)")
-    base.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s",
-                      help="dataset, model and the evaluation settings to compare under")
+    base = commands.add_parser(
+        "baseline",
+        help="no-meta-learning baseline: joint training over all training "
+        "classes, checkpoint with a fresh N-way head for `evaluate` (training/baseline.py)",
+    )
+    base.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="omniglot-5w5s",
+        help="dataset, model and the evaluation settings to compare under",
+    )
     base.add_argument("--data-dir", type=Path, help="where the dataset zips are (downloaded if missing)")
     base.add_argument("--out", type=Path, help="run directory (default: runs/joint-<preset>)")
-    base.add_argument("--steps", type=positive_int, default=20_000, help="Adam steps (default 20000, ~25 min of 1 CPU thread)")
+    base.add_argument(
+        "--steps", type=positive_int, default=20_000, help="Adam steps (default 20000, ~25 min of 1 CPU thread)"
+    )
     base.add_argument("--batch-size", type=positive_int, default=64)
-    base.add_argument("--lr", dest="joint_lr", type=positive_float, default=1e-3, help="joint training's Adam step size")
+    base.add_argument(
+        "--lr", dest="joint_lr", type=positive_float, default=1e-3, help="joint training's Adam step size"
+    )
     base.add_argument("--filters", type=positive_int)
     base.add_argument("--seed", type=nonnegative_int)
     base.add_argument("--eval-interval", type=positive_int, default=5_000, help="steps between live few-shot estimates")
@@ -206,8 +250,16 @@ def run_train(parser, args) -> int:
     config = resolve_config(args, saved)
     check_device(parser, args.device)
     command = _command_line(args)
-    train(config, args.out, args.data_dir, args.device, args.resume, command, progress=not args.no_progress,
-          cuda_graph=not args.no_cuda_graph)
+    train(
+        config,
+        args.out,
+        args.data_dir,
+        args.device,
+        args.resume,
+        command,
+        progress=not args.no_progress,
+        cuda_graph=not args.no_cuda_graph,
+    )
     print(f"done: {args.out}")
     return 0
 
@@ -232,12 +284,23 @@ def run_evaluate(parser, args) -> int:
     modes = {"both": (False, True), "transductive": (True,), "non-transductive": (False,)}[args.mode]
     splits = {"both": ["test", "train"], "test": ["test"], "train": ["train"]}[args.split]
     shots = args.shots or config.shots
-    settings = {"eval_batch": args.eval_batch or config.eval_batch, "eval_iters": args.eval_iters or config.eval_iters,
-                "lr": args.lr or config.lr, "seed": args.seed, "tasks": args.tasks}
+    settings = {
+        "eval_batch": args.eval_batch or config.eval_batch,
+        "eval_iters": args.eval_iters or config.eval_iters,
+        "lr": args.lr or config.lr,
+        "seed": args.seed,
+        "tasks": args.tasks,
+    }
     saved = None
     if args.partial:
-        key = {"checkpoint_sha256": file_digest(args.checkpoint, "sha256"), "ways": ways, "shots": shots,
-               "mode": args.mode, "adam_state": args.adam_state, **settings}
+        key = {
+            "checkpoint_sha256": file_digest(args.checkpoint, "sha256"),
+            "ways": ways,
+            "shots": shots,
+            "mode": args.mode,
+            "adam_state": args.adam_state,
+            **settings,
+        }
         try:
             saved = EvaluationProgress(args.partial, key, args.device)
         except ValueError as error:
@@ -246,26 +309,53 @@ def run_evaluate(parser, args) -> int:
     results = []
     for split in splits:
         sampler = data.test if split == "test" else data.train_eval
-        bar = None if args.no_progress else tqdm(total=args.tasks, desc=f"evaluate ({split})", unit="task", file=sys.stderr)
-        by_mode = evaluate_modes(spec, state, sampler, np.random.default_rng(args.seed), ways=ways, shots=shots,
-                                 inner_batch=settings["eval_batch"], inner_iters=settings["eval_iters"],
-                                 lr=settings["lr"], tasks=args.tasks, modes=modes,
-                                 use_adam_state=args.adam_state == "carry", progress=bar.update if bar else None,
-                                 resume=saved.resume(split) if saved else None,
-                                 on_chunk=saved.saver(split) if saved else None)
+        bar = (
+            None
+            if args.no_progress
+            else tqdm(total=args.tasks, desc=f"evaluate ({split})", unit="task", file=sys.stderr)
+        )
+        by_mode = evaluate_modes(
+            spec,
+            state,
+            sampler,
+            np.random.default_rng(args.seed),
+            ways=ways,
+            shots=shots,
+            inner_batch=settings["eval_batch"],
+            inner_iters=settings["eval_iters"],
+            lr=settings["lr"],
+            tasks=args.tasks,
+            modes=modes,
+            use_adam_state=args.adam_state == "carry",
+            progress=bar.update if bar else None,
+            resume=saved.resume(split) if saved else None,
+            on_chunk=saved.saver(split) if saved else None,
+        )
         if bar:
             bar.close()
         for transductive, result in by_mode.items():
             label = f"{ways}-way {shots}-shot, {split} characters, " + (
-                "transductive" if transductive else "non-transductive")
+                "transductive" if transductive else "non-transductive"
+            )
             print(f"{label}: {result}")
-            results.append({"split": split, "transductive": transductive, "ways": ways, "shots": shots,
-                            **result.to_dict()})
+            results.append(
+                {"split": split, "transductive": transductive, "ways": ways, "shots": shots, **result.to_dict()}
+            )
     if args.json:
         devices = saved.devices if saved else [args.device]  # more than one: a --partial evaluation moved
-        args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "iteration": payload["iteration"],
-                                         "adam_state": args.adam_state, "settings": settings, "devices": devices,
-                                         "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "checkpoint": str(args.checkpoint),
+                    "iteration": payload["iteration"],
+                    "adam_state": args.adam_state,
+                    "settings": settings,
+                    "devices": devices,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
     if saved:
         saved.finished()
     return 0
@@ -312,8 +402,14 @@ def run_evaluate_bundle(parser, args) -> int:
 
     from bundle import BundleError, load_bundle
 
-    from .evaluate_bundle import (accuracy_record, evaluate_bundle, evaluate_setting, record_accuracy, setting_rng,
-                                  test_sampler)
+    from .evaluate_bundle import (
+        accuracy_record,
+        evaluate_bundle,
+        evaluate_setting,
+        record_accuracy,
+        setting_rng,
+        test_sampler,
+    )
 
     try:
         bundle = load_bundle(args.bundle, threads=1)
@@ -323,8 +419,10 @@ def run_evaluate_bundle(parser, args) -> int:
     low_shots, high_shots = bundle.shots_range
     for ways, shots in args.settings:
         if not (low <= ways <= high and low_shots <= shots <= high_shots):
-            parser.error(f"argument --settings: {ways}x{shots} is outside the bundle's {low}-{high} classes and "
-                         f"{low_shots}-{high_shots} shots")
+            parser.error(
+                f"argument --settings: {ways}x{shots} is outside the bundle's {low}-{high} classes and "
+                f"{low_shots}-{high_shots} shots"
+            )
     sampler = test_sampler(bundle, args.data_dir)
     started = time.perf_counter()
     results = {}
@@ -332,32 +430,49 @@ def run_evaluate_bundle(parser, args) -> int:
         futures = progress_queue = None
         bars = {}
         if not args.no_progress:
-            bars = {(ways, shots): stack.enter_context(tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot",
-                                                            unit="task", file=sys.stderr, position=i))
-                    for i, (ways, shots) in enumerate(args.settings)}
+            bars = {
+                (ways, shots): stack.enter_context(
+                    tqdm(total=args.tasks, desc=f"{ways}-way {shots}-shot", unit="task", file=sys.stderr, position=i)
+                )
+                for i, (ways, shots) in enumerate(args.settings)
+            }
         if args.jobs > 1 and len(args.settings) > 1:
             # spawn, not fork: this process already holds onnxruntime sessions and their threads
             context = multiprocessing.get_context("spawn")
             pool = stack.enter_context(ProcessPoolExecutor(min(args.jobs, len(args.settings)), mp_context=context))
             if bars:  # the workers report tasks done through a queue, so every setting's bar moves
                 progress_queue = stack.enter_context(context.Manager()).Queue()
-            futures = {(ways, shots): pool.submit(evaluate_setting, args.bundle, args.data_dir, args.seed, ways,
-                                                  shots, args.tasks, progress_queue) for ways, shots in args.settings}
+            futures = {
+                (ways, shots): pool.submit(
+                    evaluate_setting, args.bundle, args.data_dir, args.seed, ways, shots, args.tasks, progress_queue
+                )
+                for ways, shots in args.settings
+            }
         for ways, shots in args.settings:
             if futures:
                 results[ways, shots] = _result_with_progress(futures[ways, shots], progress_queue, bars)
             else:
                 bar = bars.get((ways, shots))
-                results[ways, shots] = evaluate_bundle(bundle, sampler, setting_rng(args.seed, ways, shots), ways=ways,
-                                                       shots=shots, tasks=args.tasks,
-                                                       progress=bar.update if bar else None)
+                results[ways, shots] = evaluate_bundle(
+                    bundle,
+                    sampler,
+                    setting_rng(args.seed, ways, shots),
+                    ways=ways,
+                    shots=shots,
+                    tasks=args.tasks,
+                    progress=bar.update if bar else None,
+                )
             for mode, result in results[ways, shots].items():
-                tqdm.write(f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}")  # to stdout, not across a bar
+                tqdm.write(
+                    f"{ways}-way {shots}-shot, {mode.replace('_', '-')}: {result}"
+                )  # to stdout, not across a bar
                 sys.stdout.flush()  # each figure as soon as it is known, also into a log file
     if args.record:
         command = _command_line(args)
-        record_accuracy(args.bundle, accuracy_record(bundle, results, seed=args.seed, command=command,
-                                                     wall_s=time.perf_counter() - started))
+        record_accuracy(
+            args.bundle,
+            accuracy_record(bundle, results, seed=args.seed, command=command, wall_s=time.perf_counter() - started),
+        )
         print(f"recorded in {args.bundle}/model.json and MODEL_CARD.md")
     return 0
 
@@ -368,9 +483,19 @@ def run_baseline(parser, args) -> int:
     config = PRESETS[args.preset].updated(filters=args.filters, seed=args.seed, eval_tasks=args.eval_tasks)
     out = args.out or Path("runs") / f"joint-{args.preset}"
     command = _command_line(args)
-    train_joint(config, out, args.data_dir, steps=args.steps, batch_size=args.batch_size, lr=args.joint_lr,
-                resume=args.resume, command=command, progress=not args.no_progress, eval_interval=args.eval_interval,
-                checkpoint_interval=args.checkpoint_interval)
+    train_joint(
+        config,
+        out,
+        args.data_dir,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.joint_lr,
+        resume=args.resume,
+        command=command,
+        progress=not args.no_progress,
+        eval_interval=args.eval_interval,
+        checkpoint_interval=args.checkpoint_interval,
+    )
     print(f"done: {out}")
     return 0
 

@@ -7,6 +7,7 @@ faster than this repository's 2-core CPU. Recorded once and replayed, the same i
 backward and inner Adam of every inner step; the meta update (and the all-reduce across ranks)
 stays eager, shared with meta_step. tests/test_cuda_graph.py checks it equals meta_step (float64).
 """
+
 import torch
 
 from .model import ModelSpec
@@ -18,11 +19,23 @@ class GraphedMetaStep:
     first call, and again whenever the tasks' shapes change. With capture=False the same loop body
     runs eagerly each call (on a CPU, where there is nothing to capture: for tests)."""
 
-    def __init__(self, spec: ModelSpec, adam: InnerAdam, algorithm: str = "reptile", carry_state: bool = True,
-                 capture: bool = True):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        adam: InnerAdam,
+        algorithm: str = "reptile",
+        carry_state: bool = True,
+        capture: bool = True,
+    ):
         if algorithm not in ("reptile", "fomaml"):
             raise ValueError(f"unknown algorithm {algorithm!r}")
-        self.spec, self.adam, self.algorithm, self.carry_state, self.capture = spec, adam, algorithm, carry_state, capture
+        self.spec, self.adam, self.algorithm, self.carry_state, self.capture = (
+            spec,
+            adam,
+            algorithm,
+            carry_state,
+            capture,
+        )
         self.shapes, self.graph, self.outputs = None, None, None
 
     def _record(self, state: MetaState, images, labels, order) -> None:
@@ -47,27 +60,35 @@ class GraphedMetaStep:
 
     @staticmethod
     def _shapes(state, images, labels, order) -> tuple:
-        return (images.shape, images.dtype, images.device, labels.shape, tuple(order.shape),
-                tuple((p.shape, p.dtype) for p in state.params))
+        return (
+            images.shape,
+            images.dtype,
+            images.device,
+            labels.shape,
+            tuple(order.shape),
+            tuple((p.shape, p.dtype) for p in state.params),
+        )
 
     def _inner_loops(self):
         groups = self.images.shape[0]
         params = _grouped(self.theta, groups)
         v = _grouped(self.v_in, groups) if self.carry_state else [torch.zeros_like(p) for p in params]
         with torch.enable_grad():
-            final, before_last, losses = inner_loop(self.spec, self.adam, params, v, self.t, self.images, self.labels,
-                                                    self.order)
+            final, before_last, losses = inner_loop(
+                self.spec, self.adam, params, v, self.t, self.images, self.labels, self.order
+            )
         return final, before_last, v, losses
 
-    def __call__(self, state: MetaState, images, labels, order, meta_step_size: float,
-                 total_tasks: int | None = None) -> torch.Tensor:
+    def __call__(
+        self, state: MetaState, images, labels, order, meta_step_size: float, total_tasks: int | None = None
+    ) -> torch.Tensor:
         if self.shapes != self._shapes(state, images, labels, order):
             self._record(state, images, labels, order)
         with torch.no_grad():
             self.images.copy_(images)
             self.labels.copy_(labels)
             self.order.copy_(torch.as_tensor(order))
-            for static, value in zip(self.theta + self.v_in, state.params + state.adam_v):
+            for static, value in zip(self.theta + self.v_in, state.params + state.adam_v, strict=False):
                 static.copy_(value)
             self.t.fill_(state.adam_t if self.carry_state else 0)
             if self.graph is not None:
@@ -76,6 +97,16 @@ class GraphedMetaStep:
             else:
                 final, before_last, v, losses = self._inner_loops()
         # the graph's outputs are overwritten by the next replay: the update makes new tensors
-        apply_meta_update(state, self.theta, final, before_last, v, meta_step_size, self.algorithm, self.carry_state,
-                          total_tasks or images.shape[0], inner_steps=len(order))
+        apply_meta_update(
+            state,
+            self.theta,
+            final,
+            before_last,
+            v,
+            meta_step_size,
+            self.algorithm,
+            self.carry_state,
+            total_tasks or images.shape[0],
+            inner_steps=len(order),
+        )
         return losses.clone()

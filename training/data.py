@@ -1,4 +1,5 @@
 """From a config's dataset name to task samplers: meta-training, training-class and test evaluation."""
+
 from dataclasses import dataclass
 
 from .tasks import TaskSampler, with_rotations

@@ -6,6 +6,7 @@ The model fine-tunes from the meta-parameters (and, by default, the carried Adam
 transductive = all queries in one batch; non-transductive = each query in a batch with the
 support set (BatchNorm uses batch statistics, so this is what stops queries informing each other).
 """
+
 import math
 from dataclasses import dataclass
 
@@ -44,18 +45,35 @@ def predict_queries(spec, params, support, queries, transductive: bool) -> torch
         q = queries.shape[1]
         predicted = []
         for task in range(queries.shape[0]):  # a task's q batches (support + one query) share its weights
-            batches = torch.cat([support[task].unsqueeze(1).expand(-1, q, *support.shape[2:]),
-                                 queries[task].unsqueeze(0)])  # [n + 1, q, ...]: batch j is column j
-            logits = forward(spec, [p[task : task + 1] for p in params], batches.reshape(1, -1, *support.shape[2:]),
-                             batches=q)
+            batches = torch.cat(
+                [support[task].unsqueeze(1).expand(-1, q, *support.shape[2:]), queries[task].unsqueeze(0)]
+            )  # [n + 1, q, ...]: batch j is column j
+            logits = forward(
+                spec, [p[task : task + 1] for p in params], batches.reshape(1, -1, *support.shape[2:]), batches=q
+            )
             predicted.append(logits[0, -q:].argmax(-1))  # the last row of each batch is its query
         return torch.stack(predicted)
 
 
-def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, ways: int,
-                   shots: int, inner_batch: int, inner_iters: int, lr: float, tasks: int, modes=(False, True),
-                   use_adam_state: bool = True, chunk: int = 100, progress=None, resume: dict | None = None,
-                   on_chunk=None) -> dict:
+def evaluate_modes(
+    spec: ModelSpec,
+    state: MetaState,
+    sampler: TaskSampler,
+    rng: np.random.Generator,
+    *,
+    ways: int,
+    shots: int,
+    inner_batch: int,
+    inner_iters: int,
+    lr: float,
+    tasks: int,
+    modes=(False, True),
+    use_adam_state: bool = True,
+    chunk: int = 100,
+    progress=None,
+    resume: dict | None = None,
+    on_chunk=None,
+) -> dict:
     """Accuracy on `tasks` random tasks for each prediction mode in `modes` (transductive: bool).
 
     Fine-tuning does not depend on the mode, so every mode is scored on the same fine-tuned
@@ -89,15 +107,20 @@ def evaluate_modes(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng:
                 v, t = _grouped(state.adam_v, size), state.adam_t
             else:
                 v, t = [torch.zeros_like(p) for p in params], 0
-            params, _, _ = inner_loop(spec, adam, params, v, t, support[tasks_here], labels[tasks_here],
-                                      order[:, tasks_here])
+            params, _, _ = inner_loop(
+                spec, adam, params, v, t, support[tasks_here], labels[tasks_here], order[:, tasks_here]
+            )
             for mode in modes:
                 predicted = predict_queries(spec, params, support[tasks_here], queries[tasks_here], mode)
                 correct[mode].extend((predicted.cpu() == torch.arange(ways)).double().mean(1).tolist())
         done += groups
         if on_chunk:
-            on_chunk({"rng": rng.bit_generator.state,
-                      "scores": {MODE_NAMES[mode]: list(scores) for mode, scores in correct.items()}})
+            on_chunk(
+                {
+                    "rng": rng.bit_generator.state,
+                    "scores": {MODE_NAMES[mode]: list(scores) for mode, scores in correct.items()},
+                }
+            )
         if progress:
             progress(groups)
     return {mode: _summary(np.array(scores)) for mode, scores in correct.items()}
@@ -108,7 +131,8 @@ def _summary(per_task: np.ndarray) -> EvalResult:
     return EvalResult(float(per_task.mean()), float(ci), len(per_task))
 
 
-def evaluate(spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *,
-             transductive: bool, **settings) -> EvalResult:
+def evaluate(
+    spec: ModelSpec, state: MetaState, sampler: TaskSampler, rng: np.random.Generator, *, transductive: bool, **settings
+) -> EvalResult:
     """evaluate_modes for one prediction mode."""
     return evaluate_modes(spec, state, sampler, rng, modes=(transductive,), **settings)[transductive]

@@ -7,6 +7,7 @@ with the support set) and transductive (all queries in one batch). Tasks are dra
 characters listed in the bundle's own test_classes.txt, found by name in the dataset, so the
 figure can be re-measured by anyone from the bundle and the Omniglot zips alone.
 """
+
 import time
 from pathlib import Path
 
@@ -26,15 +27,19 @@ def test_sampler(bundle: Bundle, data_dir=None, download: bool = True) -> TaskSa
 
     entry = bundle.manifest.get("test_classes")
     if not entry:
-        raise ValueError(f"bundle {bundle.path} lists no test characters (it was exported from a checkpoint "
-                         "without test_classes.txt beside it), so it cannot be evaluated on its held-out set")
+        raise ValueError(
+            f"bundle {bundle.path} lists no test characters (it was exported from a checkpoint "
+            "without test_classes.txt beside it), so it cannot be evaluated on its held-out set"
+        )
     names = (bundle.path / entry["file"]).read_text().split()
     omniglot = load_omniglot(data_dir, download_missing=download)
     index = {name: i for i, name in enumerate(omniglot.names)}
     unknown = [n for n in names if n not in index]
     if unknown:
-        raise ValueError(f"{len(unknown)} of the bundle's test characters are not in the dataset "
-                         f"(first: {unknown[0]}); is it the Omniglot the model was trained on?")
+        raise ValueError(
+            f"{len(unknown)} of the bundle's test characters are not in the dataset "
+            f"(first: {unknown[0]}); is it the Omniglot the model was trained on?"
+        )
     return TaskSampler(omniglot.images[[index[n] for n in names]][:, :, None])
 
 
@@ -49,12 +54,15 @@ def score_task(bundle: Bundle, images: np.ndarray) -> dict:
     result = bundle.adapt(support, labels, queries, transductive=False, classes=ways)
     _, together = bundle.predict(result.params, queries)
     truth = np.arange(ways)
-    return {"non_transductive": float((result.predictions == truth).mean()),
-            "transductive": float((together.argmax(-1) == truth).mean())}
+    return {
+        "non_transductive": float((result.predictions == truth).mean()),
+        "transductive": float((together.argmax(-1) == truth).mean()),
+    }
 
 
-def evaluate_bundle(bundle: Bundle, sampler: TaskSampler, rng: np.random.Generator, *, ways: int, shots: int,
-                    tasks: int, progress=None) -> dict:
+def evaluate_bundle(
+    bundle: Bundle, sampler: TaskSampler, rng: np.random.Generator, *, ways: int, shots: int, tasks: int, progress=None
+) -> dict:
     """-> {mode: training.evaluate.EvalResult} over `tasks` random tasks (the same tasks for both modes)."""
     scores = {mode: [] for mode in MODES}
     for _ in range(tasks):
@@ -72,16 +80,24 @@ def setting_rng(seed: int, ways: int, shots: int) -> np.random.Generator:
     return np.random.default_rng([seed, ways, shots])
 
 
-def evaluate_setting(bundle_dir: Path, data_dir, seed: int, ways: int, shots: int, tasks: int,
-                     progress_queue=None) -> dict:
+def evaluate_setting(
+    bundle_dir: Path, data_dir, seed: int, ways: int, shots: int, tasks: int, progress_queue=None
+) -> dict:
     """evaluate_bundle for one setting in a process of its own (--jobs): its own bundle and sampler.
     Each task done is reported as ((ways, shots), 1) on `progress_queue` (a task takes far longer than a put)."""
     from bundle import load_bundle
 
     bundle = load_bundle(bundle_dir, threads=1)
     progress = (lambda count: progress_queue.put(((ways, shots), count))) if progress_queue else None
-    return evaluate_bundle(bundle, test_sampler(bundle, data_dir, download=False), setting_rng(seed, ways, shots),
-                           ways=ways, shots=shots, tasks=tasks, progress=progress)
+    return evaluate_bundle(
+        bundle,
+        test_sampler(bundle, data_dir, download=False),
+        setting_rng(seed, ways, shots),
+        ways=ways,
+        shots=shots,
+        tasks=tasks,
+        progress=progress,
+    )
 
 
 def accuracy_record(bundle: Bundle, results: dict, *, seed: int, command: str, wall_s: float) -> dict:
@@ -90,13 +106,21 @@ def accuracy_record(bundle: Bundle, results: dict, *, seed: int, command: str, w
 
     defaults = bundle.defaults
     return {
-        "procedure": (f"Tasks of held-out characters (test_classes.txt), one query per class; the bundle's default "
-                      f"adaptation ({defaults['optimizer']}, {defaults['steps']} steps at lr {defaults['lr']}, the "
-                      f"whole support set as the batch, from the carried Adam state), run with the bundle's ONNX "
-                      f"graphs; both prediction modes score the same fine-tuned weights. Task seed {seed}."),
-        "results": [{"ways": ways, "shots": shots, "tasks": by_mode["transductive"].tasks,
-                     **{mode: {"accuracy": r.accuracy, "ci95": r.ci95} for mode, r in by_mode.items()}}
-                    for (ways, shots), by_mode in results.items()],
+        "procedure": (
+            f"Tasks of held-out characters (test_classes.txt), one query per class; the bundle's default "
+            f"adaptation ({defaults['optimizer']}, {defaults['steps']} steps at lr {defaults['lr']}, the "
+            f"whole support set as the batch, from the carried Adam state), run with the bundle's ONNX "
+            f"graphs; both prediction modes score the same fine-tuned weights. Task seed {seed}."
+        ),
+        "results": [
+            {
+                "ways": ways,
+                "shots": shots,
+                "tasks": by_mode["transductive"].tasks,
+                **{mode: {"accuracy": r.accuracy, "ci95": r.ci95} for mode, r in by_mode.items()},
+            }
+            for (ways, shots), by_mode in results.items()
+        ],
         "adaptation": {k: defaults[k] for k in ("optimizer", "steps", "lr")},
         "seed": seed,
         "command": command,

@@ -8,6 +8,7 @@ every finished task's score). It is rewritten atomically after every chunk of ta
 is not part of the settings (an evaluation a GPU's time limit stopped may finish on a CPU; the
 figures differ by float rounding at most), so the file lists every device that contributed.
 """
+
 import json
 from pathlib import Path
 
@@ -30,11 +31,15 @@ class EvaluationProgress:
             saved_key, self.splits = saved["key"], saved["splits"]
             self.devices = list(dict.fromkeys([*saved["devices"], device]))
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{self.path} is not an evaluation progress file ({type(error).__name__}: {error})") from None
+            raise ValueError(
+                f"{self.path} is not an evaluation progress file ({type(error).__name__}: {error})"
+            ) from None
         if saved_key != key:
             changed = sorted(k for k in set(key) | set(saved_key) if key.get(k) != saved_key.get(k))
-            raise ValueError(f"{self.path} holds an evaluation with other settings ({', '.join(changed)}): "
-                             "rerun with those, or delete the file to start again")
+            raise ValueError(
+                f"{self.path} holds an evaluation with other settings ({', '.join(changed)}): "
+                "rerun with those, or delete the file to start again"
+            )
 
     def resume(self, split: str) -> dict | None:
         """What to pass as evaluate_modes(resume=...) for `split` (None: not started)."""
@@ -42,9 +47,11 @@ class EvaluationProgress:
 
     def saver(self, split: str):
         """The on_chunk callback for `split`: records its progress and rewrites the file."""
+
         def save(progress: dict) -> None:
             self.splits[split] = progress
             self._write()
+
         return save
 
     def _write(self) -> None:

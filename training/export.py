@@ -13,6 +13,7 @@ make_fx(tracing_mode="symbolic") with the core ATen decompositions plus hand-wri
 aten.convolution_backward (onnx has no such op) and aten.threshold_backward -> torch.onnx.export(dynamo=True),
 opset 18. eps is a graph input because the exporter's optimizer drops constants <= 1e-8.
 """
+
 import json
 import platform
 import shutil
@@ -40,7 +41,11 @@ ADAM_BETA2 = 0.999  # InnerAdam's default; meta-training never changes it
 ADAM_EPS = 1e-8
 CLASSES_RANGE = (2, 10)
 SHOTS_RANGE = (1, 5)
-GRAPH_FILES = {"predict": "predict.onnx", "train_step_sgd": "train_step_sgd.onnx", "train_step_adam": "train_step_adam.onnx"}
+GRAPH_FILES = {
+    "predict": "predict.onnx",
+    "train_step_sgd": "train_step_sgd.onnx",
+    "train_step_adam": "train_step_adam.onnx",
+}
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"
@@ -53,6 +58,7 @@ aten = torch.ops.aten
 
 
 # ----------------------------------------------------------------------------- the single model
+
 
 def single_forward(spec: ModelSpec, params, images: torch.Tensor) -> torch.Tensor:
     """One model (no group axis): params as from init_params, images [B, C, H, W] -> logits [B, classes].
@@ -71,8 +77,9 @@ def single_loss(spec: ModelSpec, params, images: torch.Tensor, labels: torch.Ten
     return F.cross_entropy(single_forward(spec, params, images), labels, reduction="sum")
 
 
-def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
-                         output_padding, groups, output_mask):
+def convolution_backward(
+    grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, output_mask
+):
     """aten.convolution_backward as ops onnxruntime runs well (ONNX has no convolution-backward op).
 
     input grad: the transposed convolution of grad_output with the same weight (output_padding makes
@@ -86,15 +93,19 @@ def convolution_backward(grad_output, input, weight, bias_sizes, stride, padding
     grad_input = grad_weight = grad_bias = None
     kernel = weight.shape[2:]
     if output_mask[0]:
-        extra = [input.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
-                                       + dilation[i] * (kernel[i] - 1) + 1) for i in range(len(kernel))]
+        extra = [
+            input.shape[2 + i]
+            - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1) + 1)
+            for i in range(len(kernel))
+        ]
         grad_input = aten.convolution(grad_output, weight, None, stride, padding, dilation, True, extra, groups)
     if output_mask[1]:
         out_channels, in_channels = weight.shape[:2]
         taps = int(np.prod(kernel))
         one_hot = torch.eye(taps, dtype=input.dtype).reshape(taps, 1, *kernel).repeat(in_channels, 1, 1, 1)
-        patches = aten.convolution(input, one_hot, None, stride, padding, dilation, False, [0] * len(kernel),
-                                   in_channels)  # [B, Cin*k*k, Ho, Wo], channel ci*k*k + tap
+        patches = aten.convolution(
+            input, one_hot, None, stride, padding, dilation, False, [0] * len(kernel), in_channels
+        )  # [B, Cin*k*k, Ho, Wo], channel ci*k*k + tap
         rows = patches.permute(0, 2, 3, 1).reshape(-1, in_channels * taps)
         grad_weight = aten.mm(grad_output.transpose(0, 1).reshape(out_channels, -1), rows).reshape(weight.shape)
     if output_mask[2]:
@@ -120,19 +131,20 @@ def adam_update(params, grads, v, lr, t, eps, beta2: float = ADAM_BETA2):
     v <- beta2 v + (1 - beta2) g^2;  theta <- theta - lr sqrt(1 - beta2^t) g / (sqrt(v) + eps).
     The step size lr sqrt(1 - beta2^t) is computed in float64, as InnerAdam computes it in Python."""
     step = (lr.double() * torch.sqrt(1.0 - torch.pow(beta2, t.double()))).float()
-    new_v = [x * beta2 + (1.0 - beta2) * g * g for x, g in zip(v, grads)]
-    new_params = [p + (-step * g) / (torch.sqrt(x) + eps) for p, g, x in zip(params, grads, new_v)]
+    new_v = [x * beta2 + (1.0 - beta2) * g * g for x, g in zip(v, grads, strict=False)]
+    new_params = [p + (-step * g) / (torch.sqrt(x) + eps) for p, g, x in zip(params, grads, new_v, strict=False)]
     return new_params, new_v
 
 
 # ----------------------------------------------------------------------------- the graphs
 
+
 def graph_signatures(spec: ModelSpec) -> dict:
     """Input and output names/shapes/dtypes of the three graphs ("B" = batch, "C" = classes)."""
     names = spec.param_names()
     shapes = [list(s) for s in _param_shapes(spec, "C")]
-    params = [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(names, shapes)]
-    adam_v = [{"name": ADAM_V_PREFIX + n, "shape": s, "dtype": "float32"} for n, s in zip(names, shapes)]
+    params = [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(names, shapes, strict=False)]
+    adam_v = [{"name": ADAM_V_PREFIX + n, "shape": s, "dtype": "float32"} for n, s in zip(names, shapes, strict=False)]
     images = {"name": "images", "shape": ["B", spec.channels, spec.image_size, spec.image_size], "dtype": "float32"}
     labels = {"name": "labels", "shape": ["B"], "dtype": "int64"}
 
@@ -143,13 +155,21 @@ def graph_signatures(spec: ModelSpec) -> dict:
         return [dict(e, name=UPDATED_PREFIX + e["name"]) for e in entries]
 
     return {
-        "predict": {"inputs": params + [images],
-                    "outputs": [{"name": "logits", "shape": ["B", "C"], "dtype": "float32"},
-                                {"name": "probabilities", "shape": ["B", "C"], "dtype": "float32"}]},
-        "train_step_sgd": {"inputs": params + [images, labels, scalar("lr")],
-                           "outputs": updated(params) + [scalar("loss")]},
-        "train_step_adam": {"inputs": params + adam_v + [images, labels, scalar("lr"), scalar("t"), scalar("eps")],
-                            "outputs": updated(params) + updated(adam_v) + [scalar("loss")]},
+        "predict": {
+            "inputs": params + [images],
+            "outputs": [
+                {"name": "logits", "shape": ["B", "C"], "dtype": "float32"},
+                {"name": "probabilities", "shape": ["B", "C"], "dtype": "float32"},
+            ],
+        },
+        "train_step_sgd": {
+            "inputs": params + [images, labels, scalar("lr")],
+            "outputs": updated(params) + [scalar("loss")],
+        },
+        "train_step_adam": {
+            "inputs": params + adam_v + [images, labels, scalar("lr"), scalar("t"), scalar("eps")],
+            "outputs": updated(params) + updated(adam_v) + [scalar("loss")],
+        },
     }
 
 
@@ -167,15 +187,18 @@ def _graph_function(spec: ModelSpec, kind: str):
         return single_loss(spec, params, images, labels)
 
     if kind == "predict":
+
         def fn(*args):
             logits = single_forward(spec, args[:n], args[n])
             return logits, torch.softmax(logits, dim=-1)
     elif kind == "train_step_sgd":
+
         def fn(*args):
             params, images, labels, lr = args[:n], args[n], args[n + 1], args[n + 2]
             grads, loss = torch.func.grad_and_value(loss_fn)(params, images, labels)
-            return tuple(p - lr * g for p, g in zip(params, grads)) + (loss,)
+            return tuple(p - lr * g for p, g in zip(params, grads, strict=False)) + (loss,)
     elif kind == "train_step_adam":
+
         def fn(*args):
             params, v = args[:n], args[n : 2 * n]
             images, labels, lr, t, eps = args[2 * n : 2 * n + 5]
@@ -199,8 +222,11 @@ def _example_inputs(spec: ModelSpec, kind: str, batch: int = 6, classes: int = 3
         return params + [images]
     if kind == "train_step_sgd":
         return params + [images, labels, scalar(1e-3)]
-    return params + [torch.full_like(p, 1e-6) for p in params] + [images, labels, scalar(1e-3), scalar(1.0),
-                                                                    scalar(ADAM_EPS)]
+    return (
+        params
+        + [torch.full_like(p, 1e-6) for p in params]
+        + [images, labels, scalar(1e-3), scalar(1.0), scalar(ADAM_EPS)]
+    )
 
 
 def strip_model(model) -> None:
@@ -233,21 +259,31 @@ def export_graph(spec: ModelSpec, kind: str, path: Path) -> None:
     traced = make_fx(fn, decomposition_table=_decompositions(), tracing_mode="symbolic")(*example)
     batch, classes = Dim("batch", min=2), Dim("classes", min=2)
     dims = {"B": batch, "C": classes}
-    dynamic_shapes = tuple({axis: dims[d] for axis, d in enumerate(entry["shape"]) if isinstance(d, str)}
-                           for entry in signature["inputs"])
+    dynamic_shapes = tuple(
+        {axis: dims[d] for axis, d in enumerate(entry["shape"]) if isinstance(d, str)} for entry in signature["inputs"]
+    )
     import logging
     import warnings
 
-    registration_log = logging.getLogger("torch.onnx._internal.exporter._registration")  # "torchvision is not installed"
+    registration_log = logging.getLogger(
+        "torch.onnx._internal.exporter._registration"
+    )  # "torchvision is not installed"
     level = registration_log.level
     registration_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(traced, tuple(example), dynamic_shapes=dynamic_shapes, dynamo=True,
-                                        input_names=[e["name"] for e in signature["inputs"]],
-                                        output_names=[e["name"] for e in signature["outputs"]],
-                                        opset_version=OPSET, verbose=False, report=False)
+            program = torch.onnx.export(
+                traced,
+                tuple(example),
+                dynamic_shapes=dynamic_shapes,
+                dynamo=True,
+                input_names=[e["name"] for e in signature["inputs"]],
+                output_names=[e["name"] for e in signature["outputs"]],
+                opset_version=OPSET,
+                verbose=False,
+                report=False,
+            )
     finally:
         registration_log.setLevel(level)
     model = program.model_proto
@@ -255,7 +291,9 @@ def export_graph(spec: ModelSpec, kind: str, path: Path) -> None:
     onnx.checker.check_model(model)
     got_inputs = [i.name for i in model.graph.input]
     got_outputs = [o.name for o in model.graph.output]
-    if got_inputs != [e["name"] for e in signature["inputs"]] or got_outputs != [e["name"] for e in signature["outputs"]]:
+    if got_inputs != [e["name"] for e in signature["inputs"]] or got_outputs != [
+        e["name"] for e in signature["outputs"]
+    ]:
         raise RuntimeError(f"{kind}: the exported graph's inputs/outputs are not the declared ones")
     Path(path).write_bytes(model.SerializeToString())
     _check_graph(path, kind, fn, example)
@@ -266,17 +304,18 @@ def _check_graph(path: Path, kind: str, fn, example: list, tolerance: float = 1e
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), example)}
+    feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), example, strict=False)}
     got = session.run(None, feed)
     with torch.no_grad() if kind == "predict" else torch.enable_grad():
         expected = [x.detach().numpy() for x in fn(*example)]
-    for output, a, b in zip(session.get_outputs(), got, expected):
+    for output, a, b in zip(session.get_outputs(), got, expected, strict=False):
         error = float(np.abs(a - b).max() / max(1.0, float(np.abs(b).max())))
         if a.shape != b.shape or not error <= tolerance:
             raise RuntimeError(f"{kind}: onnxruntime disagrees with torch on {output.name} (error {error:.2e})")
 
 
 # ----------------------------------------------------------------------------- the bundle
+
 
 def _git(*args, cwd: Path) -> str | None:
     try:
@@ -290,16 +329,24 @@ def code_version() -> dict:
     root = Path(__file__).resolve().parent.parent
     commit = _git("rev-parse", "HEAD", cwd=root)
     status = _git("status", "--porcelain", "--", *CODE_PATHS, cwd=root)
-    return {"git_commit": commit, "dirty": None if status is None else bool(status),
-            "dirty_means": f"uncommitted changes under {', '.join(p + '/' for p in CODE_PATHS)} at export time"}
+    return {
+        "git_commit": commit,
+        "dirty": None if status is None else bool(status),
+        "dirty_means": f"uncommitted changes under {', '.join(p + '/' for p in CODE_PATHS)} at export time",
+    }
 
 
 def _versions() -> dict:
     import onnx
     import onnxscript
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
-                "onnxscript": onnxscript.__version__, "opset": OPSET}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+        "opset": OPSET,
+    }
     try:
         import onnxruntime
 
@@ -315,8 +362,14 @@ def short_run_warning(iteration: int, meta_iters: int) -> str | None:
     return None
 
 
-def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict, run_config: dict | None,
-                   adaptation: dict | None = None) -> dict:
+def build_manifest(
+    payload: dict,
+    checkpoint_path: Path,
+    name: str,
+    files: dict,
+    run_config: dict | None,
+    adaptation: dict | None = None,
+) -> dict:
     config = Config.from_dict(payload["config"])
     spec = ModelSpec(**payload["spec"])
     iteration = int(payload["iteration"])
@@ -337,7 +390,7 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
             "conv_bias": False,
             "batch_norm": {"statistics": "batch (training mode, always)", "eps": BN_EPS},
             "loss": "cross-entropy summed over the batch",
-            "parameters": [{"name": n, "shape": list(s)} for n, s in zip(spec.param_names(), _param_shapes(spec, "C"))],
+            "parameters": [{"name": n, "shape": list(s)} for n, s in zip(spec.param_names(), _param_shapes(spec, "C"), strict=False)],
         },
         "input": {
             "name": "images",
@@ -361,10 +414,15 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
         },
         "optimizers": {
             "sgd": {"rule": "theta <- theta - lr * g"},
-            "adam": {"beta1": 0.0, "beta2": ADAM_BETA2, "eps": ADAM_EPS,
-                     "rule": "v <- beta2 v + (1 - beta2) g^2; theta <- theta - lr sqrt(1 - beta2^t) g / (sqrt(v) + eps)",
-                     "t": "1-based step number; the first adaptation step uses t = adam_t + 1",
-                     "beta2_in_graph": "constant", "eps_in_graph": "input"},
+            "adam": {
+                "beta1": 0.0,
+                "beta2": ADAM_BETA2,
+                "eps": ADAM_EPS,
+                "rule": "v <- beta2 v + (1 - beta2) g^2; theta <- theta - lr sqrt(1 - beta2^t) g / (sqrt(v) + eps)",
+                "t": "1-based step number; the first adaptation step uses t = adam_t + 1",
+                "beta2_in_graph": "constant",
+                "eps_in_graph": "input",
+            },
         },
         "adaptation": {
             "optimizer": "adam",
@@ -374,16 +432,20 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
             "batch": "the full support set at every step",
             "adam_state": "carried: start from weights adam_v.* and t = adam_t",
             "transductive": config.transductive,
-            "prediction": ("non-transductive: each query in one batch with the support set (its row is the last); "
-                           "transductive: all queries in one batch (needs >= 2 queries)"),
+            "prediction": (
+                "non-transductive: each query in one batch with the support set (its row is the last); "
+                "transductive: all queries in one batch (needs >= 2 queries)"
+            ),
             "chosen_by": (adaptation or {}).get("chosen_by", "training config (not yet measured)"),
         },
         "head_extension": {
             "rule": "trained-rows-cycled",
-            "description": (f"row i of fc.weight and entry i of fc.bias are trained row/entry i mod trained_ways "
-                            f"({spec.ways}): C <= {spec.ways} takes the first C trained rows (C == {spec.ways}: the "
-                            "trained head as is), larger C repeats them in turn; likewise for adam_v.fc.weight / "
-                            "adam_v.fc.bias. Chosen by benchmarks/head_extension.py (docs/results.md)"),
+            "description": (
+                f"row i of fc.weight and entry i of fc.bias are trained row/entry i mod trained_ways "
+                f"({spec.ways}): C <= {spec.ways} takes the first C trained rows (C == {spec.ways}: the "
+                "trained head as is), larger C repeats them in turn; likewise for adam_v.fc.weight / "
+                "adam_v.fc.bias. Chosen by benchmarks/head_extension.py (docs/results.md)"
+            ),
         },
         "files": files,
         "provenance": {
@@ -396,9 +458,16 @@ def build_manifest(payload: dict, checkpoint_path: Path, name: str, files: dict,
             "command": sessions[0].get("command") if sessions else None,
             "sessions": sessions or None,
             "run_config_json": "config.json beside the checkpoint" if run_config else None,
-            "training_device": ", ".join(sorted({f"{s.get('device')}{' ' + s['gpu'] if s.get('gpu') else ''} "
-                                                 f"({s.get('machine')}, {s.get('threads')} threads)"
-                                                 for s in sessions})) or None,
+            "training_device": ", ".join(
+                sorted(
+                    {
+                        f"{s.get('device')}{' ' + s['gpu'] if s.get('gpu') else ''} "
+                        f"({s.get('machine')}, {s.get('threads')} threads)"
+                        for s in sessions
+                    }
+                )
+            )
+            or None,
             "data_sha256": data_hashes or None,
             "code": code_version(),
             "versions": _versions(),
@@ -500,14 +569,24 @@ def render_model_card(manifest: dict, directory: Path | None = None) -> str:
 def _accuracy_lines(accuracy: dict | None) -> list:
     if not accuracy:
         return ["Not measured yet (`python -m training evaluate-bundle` measures it and records it here)."]
-    lines = [accuracy["procedure"], "", "| setting | non-transductive | transductive | tasks |", "| --- | ---: | ---: | ---: |"]
+    lines = [
+        accuracy["procedure"],
+        "",
+        "| setting | non-transductive | transductive | tasks |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for row in accuracy["results"]:
-        cells = [f"{100 * row[mode]['accuracy']:.2f} ± {100 * row[mode]['ci95']:.2f} %" for mode in
-                 ("non_transductive", "transductive")]
+        cells = [
+            f"{100 * row[mode]['accuracy']:.2f} ± {100 * row[mode]['ci95']:.2f} %"
+            for mode in ("non_transductive", "transductive")
+        ]
         lines.append(f"| {row['ways']}-way {row['shots']}-shot | {cells[0]} | {cells[1]} | {row['tasks']} |")
-    return lines + ["", f"± is the half-width of the 95 % confidence interval. Measured with "
-                        f"`{accuracy['command']}` ({accuracy['runtime']}, {accuracy['measured_at']}, "
-                        f"{accuracy['wall_s']:.0f} s)."]
+    return lines + [
+        "",
+        f"± is the half-width of the 95 % confidence interval. Measured with "
+        f"`{accuracy['command']}` ({accuracy['runtime']}, {accuracy['measured_at']}, "
+        f"{accuracy['wall_s']:.0f} s).",
+    ]
 
 
 def _test_class_lines(manifest: dict, directory: Path | None) -> list:
@@ -517,7 +596,9 @@ def _test_class_lines(manifest: dict, directory: Path | None) -> list:
     lines = [f"{entry['count']} characters ({entry['split']}), one per line in `{entry['file']}`:", ""]
     path = directory / entry["file"] if directory else None
     if path and path.is_file():
-        lines += ["<details><summary>the list</summary>", "", "```"] + path.read_text().split() + ["```", "", "</details>"]
+        lines += (
+            ["<details><summary>the list</summary>", "", "```"] + path.read_text().split() + ["```", "", "</details>"]
+        )
     return lines
 
 
@@ -541,7 +622,7 @@ def _write_weights(path: Path, spec: ModelSpec, payload: dict) -> None:
 
     names = spec.param_names()
     tensors = {}
-    for name, p, v in zip(names, payload["params"], payload["adam_v"]):
+    for name, p, v in zip(names, payload["params"], payload["adam_v"], strict=False):
         tensors[name] = p.detach().cpu().to(torch.float32).contiguous().numpy()
         tensors[ADAM_V_PREFIX + name] = v.detach().cpu().to(torch.float32).contiguous().numpy()
     save_file(tensors, str(path), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
@@ -559,8 +640,14 @@ def _make_readable(directory: Path) -> None:
         child.chmod(0o666 & ~umask)
 
 
-def export_bundle(checkpoint: Path, out_dir: Path, name: str | None = None, force: bool = False,
-                  progress=print, adaptation: dict | None = None) -> dict:
+def export_bundle(
+    checkpoint: Path,
+    out_dir: Path,
+    name: str | None = None,
+    force: bool = False,
+    progress=print,
+    adaptation: dict | None = None,
+) -> dict:
     """Write the bundle for checkpoint into out_dir (created; an existing bundle there is replaced
     only with force). adaptation: default steps / lr and the measurement that chose them
     ("chosen_by"); without it the training config's evaluation settings. Returns the manifest."""
@@ -586,7 +673,9 @@ def export_bundle(checkpoint: Path, out_dir: Path, name: str | None = None, forc
             started = time.perf_counter()
             export_graph(spec, kind, staging / filename)
             if progress:
-                progress(f"{filename}: {(staging / filename).stat().st_size} bytes, {time.perf_counter() - started:.0f} s")
+                progress(
+                    f"{filename}: {(staging / filename).stat().st_size} bytes, {time.perf_counter() - started:.0f} s"
+                )
         written = [WEIGHTS_FILE, *GRAPH_FILES.values()]
         if (checkpoint.parent / TEST_CLASSES_FILE).is_file():
             shutil.copyfile(checkpoint.parent / TEST_CLASSES_FILE, staging / TEST_CLASSES_FILE)
@@ -595,10 +684,16 @@ def export_bundle(checkpoint: Path, out_dir: Path, name: str | None = None, forc
         manifest = build_manifest(payload, checkpoint, name, files, run_config, adaptation)
         if TEST_CLASSES_FILE in files:
             count = len((staging / TEST_CLASSES_FILE).read_text().split())
-            manifest["test_classes"] = {"file": TEST_CLASSES_FILE, "count": count, "split": (
-                f"the characters not used in meta-training: all {count + NUM_TRAIN_CHARACTERS} Omniglot characters "
-                f"shuffled with seed {payload['config']['seed']}, the first {NUM_TRAIN_CHARACTERS} for training"
-                if payload["config"]["dataset"] == "omniglot" else "the dataset's test split")}
+            manifest["test_classes"] = {
+                "file": TEST_CLASSES_FILE,
+                "count": count,
+                "split": (
+                    f"the characters not used in meta-training: all {count + NUM_TRAIN_CHARACTERS} Omniglot characters "
+                    f"shuffled with seed {payload['config']['seed']}, the first {NUM_TRAIN_CHARACTERS} for training"
+                    if payload["config"]["dataset"] == "omniglot"
+                    else "the dataset's test split"
+                ),
+            }
         write_card_and_manifest(staging, manifest)
         _make_readable(staging)
         if out_dir.exists():

@@ -10,6 +10,7 @@ Classes are ordered by wnid, images within a class as in the CSV. Channel-first,
 training/tasks.py samples [classes, images, C, H, W]. Decoding 60,000 JPEGs takes minutes,
 so the arrays are cached as an .npz (REPTILE_CACHE_DIR, else the default data directory).
 """
+
 import csv
 import hashlib
 import os
@@ -50,8 +51,10 @@ def default_data_dir() -> Path:
 def _read_split(path: Path) -> dict:
     """wnid -> [filenames] of one CSV, classes sorted by wnid."""
     if not path.is_file():
-        raise DatasetError(f"missing {path}: Mini-ImageNet needs train.csv, val.csv, test.csv and images/ "
-                           f"(the Ravi & Larochelle split) in {path.parent}")
+        raise DatasetError(
+            f"missing {path}: Mini-ImageNet needs train.csv, val.csv, test.csv and images/ "
+            f"(the Ravi & Larochelle split) in {path.parent}"
+        )
     classes = {}
     try:
         with open(path, newline="") as handle:
@@ -77,8 +80,10 @@ def _check_splits(data_dir: Path, splits: dict) -> None:
         counts = {wnid: len(files) for wnid, files in classes.items()}
         if len(set(counts.values())) > 1:
             low, high = min(counts, key=counts.get), max(counts, key=counts.get)
-            raise DatasetError(f"{data_dir / (split + '.csv')}: classes have unequal image counts "
-                               f"({low}: {counts[low]}, {high}: {counts[high]}); every class needs the same number")
+            raise DatasetError(
+                f"{data_dir / (split + '.csv')}: classes have unequal image counts "
+                f"({low}: {counts[low]}, {high}: {counts[high]}); every class needs the same number"
+            )
     seen = {}
     for split, classes in splits.items():
         for wnid in classes:
@@ -88,8 +93,11 @@ def _check_splits(data_dir: Path, splits: dict) -> None:
     sizes = {split: (len(classes), len(next(iter(classes.values())))) for split, classes in splits.items()}
     if any(sizes[s] != (STANDARD_CLASSES[s], STANDARD_IMAGES_PER_CLASS) for s in SPLITS):
         found = ", ".join(f"{s} {c} classes x {n} images" for s, (c, n) in sizes.items())
-        warnings.warn(f"{data_dir}: not the standard Mini-ImageNet split ({found}; the Ravi & Larochelle "
-                      f"split has 64/16/20 classes x {STANDARD_IMAGES_PER_CLASS} images)", stacklevel=3)
+        warnings.warn(
+            f"{data_dir}: not the standard Mini-ImageNet split ({found}; the Ravi & Larochelle "
+            f"split has 64/16/20 classes x {STANDARD_IMAGES_PER_CLASS} images)",
+            stacklevel=3,
+        )
 
 
 def _decode_image(path: Path) -> np.ndarray:
@@ -139,10 +147,14 @@ def load_miniimagenet(data_dir=None) -> MiniImageNet:
     """Load (and on first use decode and cache) Mini-ImageNet from data_dir (see the module doc)."""
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if not data_dir.is_dir():
-        raise DatasetError(f"no Mini-ImageNet folder at {data_dir}: it is not downloaded automatically; put "
-                           "train.csv, val.csv, test.csv and images/ (Ravi & Larochelle split) there or pass --data-dir")
+        raise DatasetError(
+            f"no Mini-ImageNet folder at {data_dir}: it is not downloaded automatically; put "
+            "train.csv, val.csv, test.csv and images/ (Ravi & Larochelle split) there or pass --data-dir"
+        )
     splits = {split: _read_split(data_dir / f"{split}.csv") for split in SPLITS}
-    csv_sha256 = {f"{split}.csv": hashlib.sha256((data_dir / f"{split}.csv").read_bytes()).hexdigest() for split in SPLITS}
+    csv_sha256 = {
+        f"{split}.csv": hashlib.sha256((data_dir / f"{split}.csv").read_bytes()).hexdigest() for split in SPLITS
+    }
     _check_splits(data_dir, splits)
 
     # The cache key covers the CSVs and each image's size and mtime: a cheap stat, not a hash of
@@ -168,5 +180,6 @@ def load_miniimagenet(data_dir=None) -> MiniImageNet:
         with open(partial, "wb") as handle:  # straight to disk: the arrays are ~1.3 GB in the real split
             np.savez(handle, **arrays)
         partial.replace(cache)  # atomic: a killed run never leaves a half-written cache
-    return MiniImageNet(**arrays, **{f"{split}_classes": list(splits[split]) for split in SPLITS},
-                        csv_sha256=csv_sha256)
+    return MiniImageNet(
+        **arrays, **{f"{split}_classes": list(splits[split]) for split in SPLITS}, csv_sha256=csv_sha256
+    )

@@ -5,6 +5,7 @@ runs G models (one per task) through the same kernels: the convolutions are grou
 convolutions with G groups, and BatchNorm over the [n, G*F, H, W] layout computes batch
 statistics per task and channel, exactly as G separate models would. G = 1 is the plain model.
 """
+
 from dataclasses import asdict, dataclass
 
 import torch
@@ -64,7 +65,9 @@ def init_params(spec: ModelSpec, generator: torch.Generator, dtype=torch.float32
     return params
 
 
-def conv_block(spec: ModelSpec, h: torch.Tensor, weight, scale, shift, groups: int = 1, batches: int = 1) -> torch.Tensor:
+def conv_block(
+    spec: ModelSpec, h: torch.Tensor, weight, scale, shift, groups: int = 1, batches: int = 1
+) -> torch.Tensor:
     """One layer: conv 3x3 (no bias), BatchNorm with batch statistics, [max-pool,] ReLU. h [n, G*C, H, W],
     weight [G*F, C, 3, 3], scale and shift [G*F]. Also the exported single model's layer (G = 1).
 
@@ -75,8 +78,15 @@ def conv_block(spec: ModelSpec, h: torch.Tensor, weight, scale, shift, groups: i
         h = F.batch_norm(h, None, None, scale, shift, training=True, eps=BN_EPS)
     else:  # [n, F, ...] viewed as [n / batches, batches * F, ...]: statistics per batch and channel
         shape = h.shape
-        h = F.batch_norm(h.reshape(shape[0] // batches, batches * shape[1], *shape[2:]), None, None,
-                         scale.repeat(batches), shift.repeat(batches), training=True, eps=BN_EPS).reshape(shape)
+        h = F.batch_norm(
+            h.reshape(shape[0] // batches, batches * shape[1], *shape[2:]),
+            None,
+            None,
+            scale.repeat(batches),
+            shift.repeat(batches),
+            training=True,
+            eps=BN_EPS,
+        ).reshape(shape)
     if spec.max_pool:
         h = F.max_pool2d(h, 2, ceil_mode=True)
     return F.relu(h)
@@ -89,8 +99,9 @@ def forward(spec: ModelSpec, params: list, images: torch.Tensor, batches: int = 
     h = images.transpose(0, 1).reshape(n, groups * images.shape[2], *images.shape[3:])
     for layer in range(spec.layers):
         weight, scale, shift = params[3 * layer : 3 * layer + 3]
-        h = conv_block(spec, h, weight.reshape(-1, *weight.shape[2:]), scale.reshape(-1), shift.reshape(-1), groups,
-                       batches)
+        h = conv_block(
+            spec, h, weight.reshape(-1, *weight.shape[2:]), scale.reshape(-1), shift.reshape(-1), groups, batches
+        )
     features = h.reshape(n, groups, -1)
     fc_weight, fc_bias = params[-2:]
     return torch.einsum("ngd,gcd->gnc", features, fc_weight) + fc_bias[:, None, :]

@@ -9,6 +9,7 @@ The zips are read directly (no extraction); every PNG goes through the shared pr
 spec once, and the result is cached (REPTILE_CACHE_DIR, else the default data directory),
 keyed by spec version and zip hashes.
 """
+
 import hashlib
 import http.client
 import io
@@ -70,9 +71,12 @@ def download(url: str, destination: Path, md5: str, progress: bool = True) -> No
         destination.parent.mkdir(parents=True, exist_ok=True)
         with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with open(partial, "wb") as out, tqdm(
-                total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress, file=sys.stderr
-            ) as bar:
+            with (
+                open(partial, "wb") as out,
+                tqdm(
+                    total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress, file=sys.stderr
+                ) as bar,
+            ):
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
@@ -155,7 +159,9 @@ def _decode_all(paths: dict) -> tuple:
         # a damaged compressed member; ValueError: a member that is not a readable PNG.
         except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError) as error:
             where = f" (member {member})" if member else ""
-            raise DatasetError(f"{path} is not a readable Omniglot zip (truncated or corrupt?){where}: {error}") from None
+            raise DatasetError(
+                f"{path} is not a readable Omniglot zip (truncated or corrupt?){where}: {error}"
+            ) from None
     return np.stack(images).reshape(len(names), DRAWINGS_PER_CHARACTER, 28, 28), names
 
 
@@ -172,8 +178,13 @@ def _read_cache(cache: Path, sha: dict):
     return Omniglot(images, names, sha)
 
 
-def load_omniglot(data_dir=None, download_missing: bool = True, base_url: str = BASE_URL, progress: bool = True,
-                  md5: dict | None = None) -> Omniglot:
+def load_omniglot(
+    data_dir=None,
+    download_missing: bool = True,
+    base_url: str = BASE_URL,
+    progress: bool = True,
+    md5: dict | None = None,
+) -> Omniglot:
     """Load (and on first use decode and cache) Omniglot from data_dir.
 
     Missing zips are downloaded (md5-checked) unless download_missing is False, in which case

@@ -1,4 +1,5 @@
 """Learning-curve PNG from a run's metrics.jsonl."""
+
 import json
 from pathlib import Path
 

@@ -14,6 +14,7 @@ plain loop over tasks with the same definition (tests/test_reptile.py checks the
 on a GPU, training/cuda_graph.py replays meta_step's inner loop as one CUDA graph.
 Under torch.distributed each rank runs a slice of the tasks and the sums are all-reduced.
 """
+
 from dataclasses import dataclass, field
 
 import torch
@@ -95,8 +96,18 @@ def _all_reduce_sum(tensors: list) -> None:
             dist.all_reduce(tensor)
 
 
-def meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels, order, meta_step_size: float,
-              algorithm: str = "reptile", carry_state: bool = True, total_tasks: int | None = None) -> torch.Tensor:
+def meta_step(
+    spec: ModelSpec,
+    adam: InnerAdam,
+    state: MetaState,
+    images,
+    labels,
+    order,
+    meta_step_size: float,
+    algorithm: str = "reptile",
+    carry_state: bool = True,
+    total_tasks: int | None = None,
+) -> torch.Tensor:
     """One batched meta-iteration over this rank's tasks (images [G, n, C, H, W], labels [G, n],
     order [iters, G, batch]); updates state in place; returns the inner losses [iters, G].
 
@@ -108,33 +119,53 @@ def meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels
     v = _grouped(state.adam_v, groups) if carry_state else [torch.zeros_like(p) for p in params]
     t = state.adam_t if carry_state else 0
     final, before_last, losses = inner_loop(spec, adam, params, v, t, images, labels, order)
-    apply_meta_update(state, theta, final, before_last, v, meta_step_size, algorithm, carry_state, total_tasks,
-                      inner_steps=len(order))
+    apply_meta_update(
+        state, theta, final, before_last, v, meta_step_size, algorithm, carry_state, total_tasks, inner_steps=len(order)
+    )
     return losses
 
 
-def apply_meta_update(state: MetaState, theta: list, final: list, before_last: list, v: list, meta_step_size: float,
-                      algorithm: str, carry_state: bool, total_tasks: int, inner_steps: int) -> None:
+def apply_meta_update(
+    state: MetaState,
+    theta: list,
+    final: list,
+    before_last: list,
+    v: list,
+    meta_step_size: float,
+    algorithm: str,
+    carry_state: bool,
+    total_tasks: int,
+    inner_steps: int,
+) -> None:
     """The outer step from the tasks' inner loops (grouped final params, params before the last
     step, final v), all-reduced over ranks; state.adam_t is the count the inner loops started from."""
     with torch.no_grad():
         if algorithm == "reptile":
-            sums = [(p - th).sum(0) for p, th in zip(final, theta)]
+            sums = [(p - th).sum(0) for p, th in zip(final, theta, strict=False)]
         elif algorithm == "fomaml":
-            sums = [(p - b).sum(0) for p, b in zip(final, before_last)]
+            sums = [(p - b).sum(0) for p, b in zip(final, before_last, strict=False)]
         else:
             raise ValueError(f"unknown algorithm {algorithm!r}")
         v_sums = [x.sum(0) for x in v] if carry_state else []
         _all_reduce_sum(sums + v_sums)
-        state.params = [th + (meta_step_size / total_tasks) * s for th, s in zip(theta, sums)]
+        state.params = [th + (meta_step_size / total_tasks) * s for th, s in zip(theta, sums, strict=False)]
         if carry_state:
             state.adam_v = [s / total_tasks for s in v_sums]
             state.adam_t += inner_steps
 
 
-def per_task_meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, images, labels, order,
-                       meta_step_size: float, algorithm: str = "reptile", carry_state: bool = True,
-                       sequential_state: bool = False) -> torch.Tensor:
+def per_task_meta_step(
+    spec: ModelSpec,
+    adam: InnerAdam,
+    state: MetaState,
+    images,
+    labels,
+    order,
+    meta_step_size: float,
+    algorithm: str = "reptile",
+    carry_state: bool = True,
+    sequential_state: bool = False,
+) -> torch.Tensor:
     """The plain loop: one task at a time, one model (G = 1) each. With sequential_state the
     Adam state passes from task to task as in the reference code instead of being averaged."""
     theta = [p.detach() for p in state.params]
@@ -148,20 +179,21 @@ def per_task_meta_step(spec: ModelSpec, adam: InnerAdam, state: MetaState, image
             v, t = _grouped(v_running, 1), t_running
         else:
             v, t = _grouped(state.adam_v, 1), state.adam_t
-        final, before_last, losses = inner_loop(spec, adam, params, v, t, images[g : g + 1], labels[g : g + 1],
-                                                order[:, g : g + 1])
+        final, before_last, losses = inner_loop(
+            spec, adam, params, v, t, images[g : g + 1], labels[g : g + 1], order[:, g : g + 1]
+        )
         reference = theta if algorithm == "reptile" else [b[0] for b in before_last]
-        deltas.append([p[0] - r for p, r in zip(final, reference)])
+        deltas.append([p[0] - r for p, r in zip(final, reference, strict=False)])
         v_out.append([x[0] for x in v])
         v_running, t_running = v_out[-1], t + len(order)
         all_losses.append(losses)
     with torch.no_grad():
-        mean_delta = [torch.stack(ds).mean(0) for ds in zip(*deltas)]
-        state.params = [th + meta_step_size * d for th, d in zip(theta, mean_delta)]
+        mean_delta = [torch.stack(ds).mean(0) for ds in zip(*deltas, strict=False)]
+        state.params = [th + meta_step_size * d for th, d in zip(theta, mean_delta, strict=False)]
         if carry_state:
             if sequential_state:
                 state.adam_v, state.adam_t = v_running, t_running
             else:
-                state.adam_v = [torch.stack(vs).mean(0) for vs in zip(*v_out)]
+                state.adam_v = [torch.stack(vs).mean(0) for vs in zip(*v_out, strict=False)]
                 state.adam_t = state.adam_t + len(order)
     return torch.cat(all_losses, dim=1)

@@ -1,4 +1,5 @@
 """N-way K-shot task sampling from in-memory uint8 images, and the inner loop's mini-batch order."""
+
 import numpy as np
 import torch
 

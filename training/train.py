@@ -1,4 +1,5 @@
 """The meta-training run: resumable, checkpointed, logged as JSON lines, single or multi-process."""
+
 import json
 import os
 import platform
@@ -11,7 +12,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint, state_from_checkpoint, write_atomic_text
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    state_from_checkpoint,
+    write_atomic_text,
+)
 from .cuda_graph import GraphedMetaStep
 from .data import load_task_data
 from .evaluate import evaluate
@@ -43,9 +51,11 @@ def _distributed(device: str) -> tuple:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "cuda" and local_rank >= torch.cuda.device_count():
         # nccl refuses two ranks on one GPU (since NCCL 2.5), so say so before it fails obscurely
-        raise ValueError(f"--device cuda under torchrun needs one GPU per process: process {local_rank} of this "
-                         f"machine has none (it has {torch.cuda.device_count()}); use --nproc-per-node "
-                         f"{max(torch.cuda.device_count(), 1)} or fewer")
+        raise ValueError(
+            f"--device cuda under torchrun needs one GPU per process: process {local_rank} of this "
+            f"machine has none (it has {torch.cuda.device_count()}); use --nproc-per-node "
+            f"{max(torch.cuda.device_count(), 1)} or fewer"
+        )
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
     if device == "cuda":
@@ -60,9 +70,20 @@ def live_eval(spec, config, state, data, iteration) -> dict:
     result = {}
     for name, sampler in (("train", data.train_eval), ("test", data.test)):
         rng = np.random.default_rng([config.seed, 1, iteration])
-        r = evaluate(spec, state, sampler, rng, ways=config.ways, shots=config.shots, inner_batch=config.eval_batch,
-                     inner_iters=config.eval_iters, lr=config.lr, tasks=config.eval_tasks,
-                     transductive=config.transductive, use_adam_state=config.carry_adam_state)
+        r = evaluate(
+            spec,
+            state,
+            sampler,
+            rng,
+            ways=config.ways,
+            shots=config.shots,
+            inner_batch=config.eval_batch,
+            inner_iters=config.eval_iters,
+            lr=config.lr,
+            tasks=config.eval_tasks,
+            transductive=config.transductive,
+            use_adam_state=config.carry_adam_state,
+        )
         result[f"{name}_accuracy"] = r.accuracy
     return result
 
@@ -74,8 +95,17 @@ def _read_metrics(path: Path, upto: int) -> list:
     return [row for row in rows if row["iteration"] <= upto]
 
 
-def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", resume: bool = False,
-          command: str = "", progress: bool = True, stop_after: int | None = None, cuda_graph: bool = True) -> MetaState:
+def train(
+    config: Config,
+    out_dir: Path,
+    data_dir=None,
+    device: str = "cpu",
+    resume: bool = False,
+    command: str = "",
+    progress: bool = True,
+    stop_after: int | None = None,
+    cuda_graph: bool = True,
+) -> MetaState:
     """Meta-train into out_dir. stop_after ends the process early (after that many iterations in
     total) as if it were killed; the checkpoint lets a later call with resume=True go on.
     cuda_graph: on a GPU, replay the batched inner loop as a CUDA graph (training/cuda_graph.py)."""
@@ -97,14 +127,18 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         saved = Config.from_dict(payload["config"]).algorithm_fields()
         changed = sorted(k for k, v in config.algorithm_fields().items() if saved[k] != v)
         if changed:
-            raise ValueError(f"--resume: {checkpoint_path} was made with a different config "
-                             f"({', '.join(f'{k}={saved[k]!r}' for k in changed)}); use the same flags")
+            raise ValueError(
+                f"--resume: {checkpoint_path} was made with a different config "
+                f"({', '.join(f'{k}={saved[k]!r}' for k in changed)}); use the same flags"
+            )
         state = state_from_checkpoint(payload)
         rng = restore_rng(payload)
         start, elapsed = payload["iteration"], payload["elapsed_s"]
     else:
         if checkpoint_path.exists() and not resume:
-            raise ValueError(f"--out {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+            raise ValueError(
+                f"--out {out_dir} already holds a run; pass --resume to continue it or choose another --out"
+            )
         torch.manual_seed(config.seed)
         state = MetaState.fresh(init_params(spec, torch.Generator().manual_seed(config.seed)))
         rng = np.random.default_rng(config.seed)
@@ -117,30 +151,45 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         out_dir.mkdir(parents=True, exist_ok=True)
         kept = _read_metrics(metrics_path, start)
         write_atomic_text(metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
-        session = {"command": command, "from_iteration": start, "device": device, "cuda_graph": cuda_graph,
-                   "processes": world,
-                   "threads": torch.get_num_threads(), "torch": torch.__version__,
-                   "python": platform.python_version(),
-                   "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus"}
+        session = {
+            "command": command,
+            "from_iteration": start,
+            "device": device,
+            "cuda_graph": cuda_graph,
+            "processes": world,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
+        }
         if device.startswith("cuda"):  # the card decides the speed: provenance names it
             session["gpu"] = torch.cuda.get_device_name(torch.device(device))
         config_path = out_dir / "config.json"
         sessions = json.loads(config_path.read_text()).get("sessions", []) if start and config_path.exists() else []
         sessions = [s for s in sessions if s["from_iteration"] < start] + [session]
-        write_atomic_text(config_path, json.dumps({"config": config.to_dict(), "model": spec.to_dict(),
-                                                   **data.provenance, "sessions": sessions}, indent=2))
+        write_atomic_text(
+            config_path,
+            json.dumps(
+                {"config": config.to_dict(), "model": spec.to_dict(), **data.provenance, "sessions": sessions}, indent=2
+            ),
+        )
         (out_dir / "test_classes.txt").write_text("\n".join(data.test_classes) + "\n")
 
     adam = InnerAdam(lr=config.lr)
-    batched_step = (GraphedMetaStep(spec, adam, config.algorithm, config.carry_adam_state) if cuda_graph
-                    else partial(meta_step, spec, adam, algorithm=config.algorithm, carry_state=config.carry_adam_state))
+    batched_step = (
+        GraphedMetaStep(spec, adam, config.algorithm, config.carry_adam_state)
+        if cuda_graph
+        else partial(meta_step, spec, adam, algorithm=config.algorithm, carry_state=config.carry_adam_state)
+    )
     n = config.ways * config.train_shots
     end = min(config.meta_iters, stop_after) if stop_after is not None else config.meta_iters
     bar = None
     if rank == 0 and progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.meta_iters, initial=start, desc="meta-train", unit="it", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=config.meta_iters, initial=start, desc="meta-train", unit="it", file=sys.stderr, dynamic_ncols=True
+        )
     metrics = open(metrics_path, "a") if rank == 0 else None
     clock = time.perf_counter()
     loss_sum, loss_count = 0.0, 0
@@ -154,8 +203,18 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         if config.batched:
             losses = batched_step(state, images, labels, order[:, local], step_size, total_tasks=config.meta_batch)
         else:
-            losses = per_task_meta_step(spec, adam, state, images, labels, order, step_size, config.algorithm,
-                                        config.carry_adam_state, config.sequential_adam_state)
+            losses = per_task_meta_step(
+                spec,
+                adam,
+                state,
+                images,
+                labels,
+                order,
+                step_size,
+                config.algorithm,
+                config.carry_adam_state,
+                config.sequential_adam_state,
+            )
         loss_sum += losses[-1].detach().mean() / config.inner_batch  # a tensor: read once per row, no sync per step
         loss_count += 1
         done = iteration + 1
@@ -163,8 +222,12 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
             continue
         row = None
         if done % 100 == 0 or done == end:
-            row = {"iteration": done, "meta_step_size": meta_step_size(config, iteration),
-                   "inner_loss": float(loss_sum) / loss_count, "elapsed_s": elapsed + time.perf_counter() - clock}
+            row = {
+                "iteration": done,
+                "meta_step_size": meta_step_size(config, iteration),
+                "inner_loss": float(loss_sum) / loss_count,
+                "elapsed_s": elapsed + time.perf_counter() - clock,
+            }
             loss_sum, loss_count = 0.0, 0
         if done % config.eval_interval == 0 or done == config.meta_iters:
             row = (row or {"iteration": done}) | live_eval(spec, config, state, data, done)
@@ -176,8 +239,15 @@ def train(config: Config, out_dir: Path, data_dir=None, device: str = "cpu", res
         if bar:
             bar.update(1)
         if done % config.checkpoint_interval == 0 or done == end:
-            save_checkpoint(checkpoint_path, config=config.to_dict(), spec=spec.to_dict(), state=state, iteration=done,
-                            rng=rng, elapsed_s=elapsed + time.perf_counter() - clock)
+            save_checkpoint(
+                checkpoint_path,
+                config=config.to_dict(),
+                spec=spec.to_dict(),
+                state=state,
+                iteration=done,
+                rng=rng,
+                elapsed_s=elapsed + time.perf_counter() - clock,
+            )
     if bar:
         bar.close()
     if metrics:

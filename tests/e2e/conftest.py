@@ -1,9 +1,8 @@
 """Browser tests of the web demo (issue 5): a real server (`python -m server`) on a free loopback
 port and Debian's Chromium driven by Playwright. Skipped where Chromium or the Python playwright
 package is missing (`make test` installs both where it can)."""
-import json
+
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,8 +18,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ORT_DIST = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
 # Few steps keep the tests quick on 2 cores; the parity test uses the model's default.
 FAST = "steps=10"
@@ -67,9 +72,17 @@ def playwright_browser():
 def demo_server():
     """The real server on a free port: -> its base URL (http://127.0.0.1:PORT)."""
     port = free_port()
-    log = open(ROOT / ".pytest_cache" / "e2e-server.log", "w") if (ROOT / ".pytest_cache").is_dir() else subprocess.DEVNULL
-    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port),
-                                "--workers", "1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    log = (
+        open(ROOT / ".pytest_cache" / "e2e-server.log", "w")
+        if (ROOT / ".pytest_cache").is_dir()
+        else subprocess.DEVNULL
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/readyz")
@@ -98,8 +111,13 @@ class StaticServer:
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".js": "text/javascript",
-                      ".wasm": "application/wasm", ".json": "application/json"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+        ".wasm": "application/wasm",
+        ".json": "application/json",
+    }
 
     def log_message(self, *args):
         pass
@@ -179,8 +197,9 @@ def new_page(playwright_browser):
 def wait_adaptations(page, count: int, timeout: float = 120_000) -> None:
     """Until at least `count` adaptations have finished (not exactly `count`: on a fast machine the
     adaptation of a stroke may finish while the next stroke is still being drawn)."""
-    page.wait_for_function("n => Number(document.getElementById('demo')?.dataset.adaptations || 0) >= n",
-                           arg=count, timeout=timeout)
+    page.wait_for_function(
+        "n => Number(document.getElementById('demo')?.dataset.adaptations || 0) >= n", arg=count, timeout=timeout
+    )
 
 
 def adaptations(page) -> int:
@@ -206,7 +225,7 @@ def bars(page, test: str = "Test drawing") -> dict:
     names = group.locator(".bar-list").first.locator(".bar-name").all_inner_texts()
     values = group.locator(".bar-list").first.locator(".bar-value").all_inner_texts()
     top = group.locator(".bar-list").first.locator(".bar.top .bar-name").all_inner_texts()
-    return {"probabilities": dict(zip(names, (float(v.rstrip("%")) / 100 for v in values))), "top": top}
+    return {"probabilities": dict(zip(names, (float(v.rstrip("%")) / 100 for v in values), strict=False)), "top": top}
 
 
 def last_result(page) -> dict:

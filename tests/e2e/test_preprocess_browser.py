@@ -2,6 +2,7 @@
 (tests/golden/) in the browser, with the real Omniglot PNGs decoded through a canvas, as the page
 reads its drawings (getImageData -> inkFromRGBA -> toModelInput). tests/js/ runs the same module
 under Node, where there is no canvas."""
+
 import json
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def test_golden_vectors_in_the_browser(demo_server, new_page):
     assert answer["specVersion"] == GOLDEN["spec_version"]
     assert [r["name"] for r in answer["results"]] == [c["name"] for c in GOLDEN["cases"]]
     decoded_pngs = 0
-    for case, result in zip(GOLDEN["cases"], answer["results"]):
+    for case, result in zip(GOLDEN["cases"], answer["results"], strict=False):
         name = case["name"]
         if "decoded" in result:
             decoded = result["decoded"]
@@ -67,9 +68,12 @@ def test_golden_vectors_in_the_browser(demo_server, new_page):
             continue
         assert "error" not in result, f"{name}: {result.get('error')}"
         assert result["bbox"] == expected["bbox"], name
-        np.testing.assert_allclose([result["box"], result["side"], result["window"]["top"], result["window"]["left"]],
-                                   [expected["box"], expected["side"], expected["window"]["top"],
-                                    expected["window"]["left"]], atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            [result["box"], result["side"], result["window"]["top"], result["window"]["left"]],
+            [expected["box"], expected["side"], expected["window"]["top"], expected["window"]["left"]],
+            atol=1e-9,
+            err_msg=name,
+        )
         np.testing.assert_allclose(result["output"], np.ravel(expected["output"]), atol=1e-5, err_msg=name)
     assert decoded_pngs == 3  # the three real Omniglot PNGs went through the browser's decoder
     watch.check()

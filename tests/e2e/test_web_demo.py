@@ -1,5 +1,6 @@
 """The demo page in Chromium: opens working with the example drawings, mouse drawing re-adapts,
 undo / clear, both modes agree, no console error, no request leaving the origin."""
+
 import json
 
 import numpy as np
@@ -68,7 +69,8 @@ def test_server_mode_gives_the_browsers_probabilities(demo_server, new_page):
     wait_adaptations(page, 1)
     browser = last_result(page)
     assert browser["place"] == "browser" and len(browser["losses"]) == page.evaluate(
-        "JSON.parse(document.getElementById('demo').dataset.config).model.adaptation.steps")
+        "JSON.parse(document.getElementById('demo').dataset.config).model.adaptation.steps"
+    )
     notice = page.locator("#server-notice")
     assert not notice.is_visible()
     with page.expect_request(lambda r: r.url.endswith("/api/adapt") and r.method == "POST"):

@@ -1,6 +1,7 @@
 """The demo's other promises in Chromium: the embed inside a page of another origin (height and
 prediction messages), keyboard-only use, Stop, save / load, the share link, offline reload through
 the service worker, and the static export on a plain static server."""
+
 import json
 import re
 
@@ -141,8 +142,10 @@ def test_save_load_and_share_link(demo_server, new_page, tmp_path):
 
     page.get_by_text("Embed this demo in another page").click()
     snippet = page.get_by_label("Embed code", exact=True).input_value()
-    assert f'<iframe src="{demo_server}/embed?classes=2&amp;shots=2' in snippet or \
-        f'<iframe src="{demo_server}/embed?classes=2&shots=2' in snippet
+    assert (
+        f'<iframe src="{demo_server}/embed?classes=2&amp;shots=2' in snippet
+        or f'<iframe src="{demo_server}/embed?classes=2&shots=2' in snippet
+    )
     assert "embed-size" in snippet  # the lines that let the parent follow the height messages
 
     page.get_by_role("button", name="Copy share link", exact=True).click()
@@ -163,12 +166,22 @@ def test_offline_after_the_first_visit(demo_server, new_page):
     page.goto(f"{demo_server}/?{FAST}")
     wait_adaptations(page, 1)
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    wanted = ["ort-wasm-simd-threaded.wasm", "weights.safetensors", "predict.onnx", "worker.js", "engine.js",
-              "heldout.json", "app.js", "demo.css"]
+    wanted = [
+        "ort-wasm-simd-threaded.wasm",
+        "weights.safetensors",
+        "predict.onnx",
+        "worker.js",
+        "engine.js",
+        "heldout.json",
+        "app.js",
+        "demo.css",
+    ]
     cached = []
     for _ in range(100):
         cached = page.evaluate("caches.open('reptile-demo-v1').then(c => c.keys()).then(k => k.map(r => r.url))")
-        if all(any(w in url for url in cached) for w in wanted) and any(u.rstrip("/").endswith(f"?{FAST}") for u in cached):
+        if all(any(w in url for url in cached) for w in wanted) and any(
+            u.rstrip("/").endswith(f"?{FAST}") for u in cached
+        ):
             break
         page.wait_for_timeout(200)
     else:
@@ -216,8 +229,10 @@ def test_a_failing_mode_offers_the_other(demo_server, new_page):
     assert page.locator("#offer").is_hidden()
     # the server fails (busy): the page offers the browser, whose runtime is reachable again
     page.unroute("**/ort-wasm-simd-threaded.wasm*")
-    page.route("**/api/adapt", lambda route: route.fulfill(status=503, headers={"Retry-After": "2"},
-                                                              json={"detail": "the server is busy"}))
+    page.route(
+        "**/api/adapt",
+        lambda route: route.fulfill(status=503, headers={"Retry-After": "2"}, json={"detail": "the server is busy"}),
+    )
     page.get_by_role("button", name="Remove class 3", exact=True).click()
     page.wait_for_selector('#demo[data-status="error"]', state="attached")
     assert "the server is busy" in page.locator("#status").inner_text()
@@ -240,7 +255,7 @@ def test_compare_and_what_the_model_sees(demo_server, new_page):
     pixels = page.evaluate("""() => { const c = [...document.querySelectorAll('canvas.model-view')].at(-1);
         return Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 == 0)); }""")
     expected = page.evaluate("window.reptileDemo.modelInputs().tests[0]")
-    assert max(abs(p - round(255 * (1 - e))) for p, e in zip(pixels, expected)) <= 1
+    assert max(abs(p - round(255 * (1 - e))) for p, e in zip(pixels, expected, strict=False)) <= 1
     page.get_by_label("Compare with no meta-learning", exact=False).check()
     wait_adaptations(page, 2)
     result = page.evaluate("window.reptileDemo.lastResult")

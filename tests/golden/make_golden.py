@@ -7,16 +7,15 @@ could change between library versions); the real ones are PNGs from the shared O
 
 Usage: python tests/golden/make_golden.py [--data-dir ../shared/data/omniglot]
 """
+
 import argparse
 import base64
-import io
 import json
 import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -54,7 +53,7 @@ def stroke_ink(height: int, width: int, polylines, pen: float) -> np.ndarray:
         line = np.asarray(line, dtype=np.float64)
         if len(line) == 1:
             line = np.vstack([line, line])
-        for (r0, c0), (r1, c1) in zip(line[:-1], line[1:]):
+        for (r0, c0), (r1, c1) in zip(line[:-1], line[1:], strict=False):
             dr, dc = r1 - r0, c1 - c0
             length2 = dr * dr + dc * dc
             t = np.zeros_like(rows) if length2 == 0 else ((rows - r0) * dr + (cols - c0) * dc) / length2
@@ -131,33 +130,62 @@ def cases(data_dir: Path) -> list[dict]:
         for path in OMNIGLOT_PNGS:
             png = images.read(path)
             ink = decode_png_ink(png)
-            found.append(make_case(
-                "omniglot_" + path.split("/")[1].lower(), f"real Omniglot PNG {path} (1-bit, 105x105)",
-                ink, png_base64=base64.b64encode(png).decode("ascii")))
+            found.append(
+                make_case(
+                    "omniglot_" + path.split("/")[1].lower(),
+                    f"real Omniglot PNG {path} (1-bit, 105x105)",
+                    ink,
+                    png_base64=base64.b64encode(png).decode("ascii"),
+                )
+            )
 
-    found.append(make_case(
-        "small_off_centre", "a ~30 px drawing in the top-right corner of a 105 raster: cropped, centred and enlarged",
-        stroke_ink(105, 105, [[(8, 64), (36, 68), (33, 92)]], 3.0)))
-    found.append(make_case(
-        "wide_flat_stroke", "an 80 px wide, 5 px tall stroke: the aspect ratio is kept, the short side padded",
-        stroke_ink(105, 105, [[(60, 12), (58, 90)]], 4.0)))
-    found.append(make_case(
-        "tiny_dot", "a 3 px dot: the window is the minimum, 1/4 of the raster side * 28/22",
-        stroke_ink(105, 105, [[(40.5, 70.5)]], 2.0)))
-    found.append(make_case(
-        "touching_edge", "ink along the top and left edges: the window extends outside, which counts as 0",
-        stroke_ink(105, 105, [[(0.5, 60), (0.5, 0.5), (50, 0.5)], [(0.5, 0.5), (40, 40)]], 3.0)))
-    found.append(make_case(
-        "non_square_120x80", "width 120, height 80, a 24x12 drawing: the minimum box is 1/4 of the LARGER side (30)",
-        stroke_ink(80, 120, [[(50, 20), (50, 42)], [(45, 30), (56, 30)]], 2.0)))
+    found.append(
+        make_case(
+            "small_off_centre",
+            "a ~30 px drawing in the top-right corner of a 105 raster: cropped, centred and enlarged",
+            stroke_ink(105, 105, [[(8, 64), (36, 68), (33, 92)]], 3.0),
+        )
+    )
+    found.append(
+        make_case(
+            "wide_flat_stroke",
+            "an 80 px wide, 5 px tall stroke: the aspect ratio is kept, the short side padded",
+            stroke_ink(105, 105, [[(60, 12), (58, 90)]], 4.0),
+        )
+    )
+    found.append(
+        make_case(
+            "tiny_dot",
+            "a 3 px dot: the window is the minimum, 1/4 of the raster side * 28/22",
+            stroke_ink(105, 105, [[(40.5, 70.5)]], 2.0),
+        )
+    )
+    found.append(
+        make_case(
+            "touching_edge",
+            "ink along the top and left edges: the window extends outside, which counts as 0",
+            stroke_ink(105, 105, [[(0.5, 60), (0.5, 0.5), (50, 0.5)], [(0.5, 0.5), (40, 40)]], 3.0),
+        )
+    )
+    found.append(
+        make_case(
+            "non_square_120x80",
+            "width 120, height 80, a 24x12 drawing: the minimum box is 1/4 of the LARGER side (30)",
+            stroke_ink(80, 120, [[(50, 20), (50, 42)], [(45, 30), (56, 30)]], 2.0),
+        )
+    )
 
     for name, note, rgba in (
-        ("canvas_rgba_antialiased",
-         "96x96 RGBA canvas export: transparent black background, anti-aliased blue and 80 %-opaque red ink",
-         canvas_rgba()),
-        ("empty_faint_ink",
-         "light grey strokes (ink 0.37) on white with a transparent corner: no pixel reaches 0.5, so EmptyDrawingError",
-         faint_rgba()),
+        (
+            "canvas_rgba_antialiased",
+            "96x96 RGBA canvas export: transparent black background, anti-aliased blue and 80 %-opaque red ink",
+            canvas_rgba(),
+        ),
+        (
+            "empty_faint_ink",
+            "light grey strokes (ink 0.37) on white with a transparent corner: no pixel reaches 0.5, so EmptyDrawingError",
+            faint_rgba(),
+        ),
     ):
         ink = spec.ink_from_rgba(rgba)
         # A computed ink value at the threshold could land on either side in another language.
