@@ -21,8 +21,6 @@ RUN pip install '.[brotli]' && useradd --create-home --uid 10001 demo
 COPY web/ web/
 COPY --from=web /app/web/node_modules/onnxruntime-web/dist/ web/node_modules/onnxruntime-web/dist/
 COPY static/models/omniglot-20w/ static/models/omniglot-20w/
-COPY static/models/omniglot-5w/ static/models/omniglot-5w/
-COPY static/models/omniglot-5w-small/ static/models/omniglot-5w-small/
 USER demo
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \

@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= ../shared/data/omniglot
 
-.PHONY: setup chromium demo test train benchmark clean
+.PHONY: setup chromium demo lint test train benchmark clean
 
 setup: $(VENV)/.installed web/node_modules/.installed
 
-# The browser runtime: onnxruntime-web as web/package-lock.json pins it, served from web/node_modules
-# (the Dockerfile runs the same npm ci).
+# The browser runtime, onnxruntime-web, and the JS linter, as web/package-lock.json pins them; the
+# server serves onnxruntime-web's wasm build from web/node_modules (the Dockerfile installs only it).
 web/node_modules/.installed: web/package.json web/package-lock.json
-	cd web && npm ci --omit=dev --no-audit --no-fund
+	cd web && npm ci --no-audit --no-fund
 	touch $@
 
 # The browser tests drive Debian's Chromium where apt works (Playwright cannot download its own
@@ -37,7 +37,14 @@ PORT ?= 8000
 demo: setup
 	$(PY) -m server serve --host $(HOST) --port $(PORT)
 
-test: setup chromium
+# ruff (lint and format), the import contracts in .importlinter, biome for the browser code.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	cd web && node_modules/.bin/biome lint js sw.js ../tests/js
+
+test: lint chromium
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
 # The default model's meta-training (the paper's 20-way 1-shot preset, 200,000 meta-iterations: 6-8 h
@@ -46,7 +53,7 @@ train: setup
 	$(PY) -m training train --preset omniglot-20w1s --data-dir $(DATA_DIR) --out runs/omniglot-20w1s --eval-interval 10000 --resume
 
 benchmark: setup
-	$(PY) benchmarks/meta_train_throughput.py --data-dir $(DATA_DIR)
+	$(PY) -m benchmarks.meta_train_throughput --data-dir $(DATA_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -10,8 +10,8 @@ in the page's worker; 1 and 2 threads: the page is cross-origin isolated) and in
 * warm: then --repeat times a stroke is drawn with the mouse in the test drawing; the page records
   the pen-up and the moment the bars are drawn (window.reptileDemo.metrics).
 
-    python benchmarks/browser_adapt.py [--url http://127.0.0.1:8000] [--repeat 5] [--steps 100 10]
-    python benchmarks/browser_adapt.py --models static/models/omniglot-5w static/models/omniglot-5w-small
+    python -m benchmarks.browser_adapt [--url http://127.0.0.1:8000] [--repeat 5] [--steps 100 10]
+    python -m benchmarks.browser_adapt --models models/omniglot-5w models/omniglot-5w-small
 
 Without --url it starts `python -m server` on a free port, one per --models bundle, so bundles
 (e.g. the 64- and 32-filter models) compare side by side: each row carries the bundle's measured
@@ -21,60 +21,17 @@ and max over the repeats; per step = the worker's compute time / steps).
 
 import argparse
 import json
-import socket
 import statistics
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def start_server(model=None):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *(["--model", str(model)] if model else []),
-        ],
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"{url}/readyz", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the server did not start")
-
-
-def wait(page, count):
-    page.wait_for_selector(f'#demo[data-adaptations="{count}"]', state="attached", timeout=300_000)
+from benchmarks.local_server import start_server, stop_server
+from tools.chromium import launch, wait_for_adaptations
 
 
 def stroke(page, k):
+    """Draw the k-th short stroke across the test drawing with the mouse."""
     canvas = page.get_by_label("Test drawing", exact=True)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
@@ -86,16 +43,18 @@ def stroke(page, k):
 
 
 def warm_runs(page, repeat):
+    """The page's metrics of `repeat` adaptations, each triggered by a stroke on the test drawing."""
     out = []
     for k in range(repeat):
         n = int(page.locator("#demo").get_attribute("data-adaptations"))
         stroke(page, k)
-        wait(page, n + 1)
+        wait_for_adaptations(page, n + 1)
         out.append(page.evaluate("window.reptileDemo.metrics.at(-1)"))
     return out
 
 
 def summary(values):
+    """ "median (min-max)" of values, whole numbers."""
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
@@ -108,6 +67,7 @@ def accuracy_5w1s(model: dict) -> str:
 
 
 def measure(browser, url, args, rows, raw):
+    """Cold and warm runs of every steps x shots x place setting on the server at url: table rows and raw data."""
     model = json.load(urllib.request.urlopen(f"{url}/api/model"))
     name = f"{model['name']} ({accuracy_5w1s(model)})"
     for steps in args.steps or [model["adaptation"]["steps"]]:
@@ -120,7 +80,7 @@ def measure(browser, url, args, rows, raw):
                 if threads:
                     query += f"&threads={threads}"
                 page.goto(f"{url}/?{query}")
-                wait(page, 1)
+                wait_for_adaptations(page, 1)
                 cold = page.evaluate("window.reptileDemo.metrics[0]")
                 runtime = page.evaluate("window.reptileDemo.runtime")
                 warm = warm_runs(page, args.repeat)
@@ -156,8 +116,7 @@ def measure(browser, url, args, rows, raw):
 
 
 def main(argv=None) -> int:
-    from playwright.sync_api import sync_playwright
-
+    """Measure every bundle in --models (or the server at --url) and print the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running demo server (default: start one per --models entry)")
     parser.add_argument(
@@ -174,22 +133,25 @@ def main(argv=None) -> int:
     parser.add_argument("--no-server-mode", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
     args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
     rows, raw = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
+        browser = launch(p)
         for model in [None] if args.url else args.models:
-            process, url = (None, args.url) if args.url else start_server(model)
+            process, url = None, args.url
+            if not args.url:
+                process, url, _ = start_server("--log-level", "warning", *(["--model", str(model)] if model else []))
             try:
                 measure(browser, url.rstrip("/"), args, rows, raw)
             finally:
                 if process:
-                    process.terminate()
-                    process.wait(10)
+                    stop_server(process)
         browser.close()
     print()
     print(
-        "| model (5w1s accuracy %) | task | steps | where | cold: trigger -> shown (ms) | cold: navigation -> shown (ms) | "
-        "warm: pen-up -> shown, median (min-max) ms | per step (ms) |"
+        "| model (5w1s accuracy %) | task | steps | where | cold: trigger -> shown (ms) "
+        "| cold: navigation -> shown (ms) | warm: pen-up -> shown, median (min-max) ms | per step (ms) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))

@@ -2,27 +2,26 @@
 versions of the page, or 1 and 2 threads).
 
 Each run opens the page in a fresh browser context (empty cache) and waits for the first
-prediction; runs alternate between the servers (and --query settings) so that load hits them alike. Reports the median
-(min-max) over --runs of: navigation -> first prediction shown, the page's trigger -> shown, and
-the worker's loading time (runtime + model + sessions).
+prediction; runs alternate between the servers (and --query settings) so that load hits them
+alike. Reports the median (min-max) over --runs of: navigation -> first prediction shown, the
+page's trigger -> shown, and the worker's loading time (runtime + model + sessions).
 
-    python benchmarks/browser_cold_start.py --urls http://127.0.0.1:8001 http://127.0.0.1:8002 --runs 7
-    python benchmarks/browser_cold_start.py --query "classes=5&shots=1&mode=browser&threads=1" "classes=5&shots=1&mode=browser&threads=2"
+    python -m benchmarks.browser_cold_start --urls http://127.0.0.1:8001 http://127.0.0.1:8002 --runs 7
+    python -m benchmarks.browser_cold_start --query "classes=5&shots=1&mode=browser&threads=1" \\
+        "classes=5&shots=1&mode=browser&threads=2"
 
 Without --urls it starts one server (this checkout) and measures it alone.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_adapt import ARGS, CHROMIUM, start_server, summary, wait
+from benchmarks.browser_adapt import summary
+from benchmarks.local_server import start_server, stop_server
+from tools.chromium import launch, wait_for_adaptations
 
 
 def main(argv=None) -> int:
-    from playwright.sync_api import sync_playwright
-
+    """Open each server x --query page --runs times in fresh contexts; print the median (min-max) table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--urls", nargs="*", help="running demo servers (default: start one)")
     parser.add_argument("--runs", type=int, default=5)
@@ -33,22 +32,24 @@ def main(argv=None) -> int:
         help="page settings; several are measured side by side",
     )
     args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
     process = None
     urls = args.urls
     if not urls:
-        process, url = start_server()
+        process, url, _ = start_server("--log-level", "warning")
         urls = [url]
     pages = [(url, query) for url in urls for query in args.query]
     results = {page: [] for page in pages}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
+            browser = launch(p)
             for _ in range(args.runs):
                 for url, query in pages:
                     context = browser.new_context(viewport={"width": 1280, "height": 900})
                     page = context.new_page()
                     page.goto(f"{url.rstrip('/')}/?{query}")
-                    wait(page, 1)
+                    wait_for_adaptations(page, 1)
                     first = page.evaluate("window.reptileDemo.metrics[0]")
                     runtime = page.evaluate("window.reptileDemo.runtime")
                     results[url, query].append((first["shownAt"], first["totalMs"], runtime["loadMs"]))
@@ -56,8 +57,7 @@ def main(argv=None) -> int:
             browser.close()
     finally:
         if process:
-            process.terminate()
-            process.wait(10)
+            stop_server(process)
     print(f"{args.runs} fresh contexts per server and setting; median (min-max) ms\n")
     print("| server | page settings | navigation -> shown | trigger -> shown | worker loading |\n|---|---|---|---|---|")
     for (url, query), rows in results.items():

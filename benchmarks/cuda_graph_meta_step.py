@@ -7,19 +7,15 @@ result on the same tasks (float64: <= 1e-9; float32 is printed: on a GPU cuDNN's
 make the two differ by rounding), then times both, interleaved in rounds. Without a GPU
 (`--device cpu`) the loop body runs uncaptured, which checks everything but the capture itself.
 
-  python3 benchmarks/cuda_graph_meta_step.py --device cuda [--preset omniglot-5w1s] [--iters 30] [--rounds 3]
+  python -m benchmarks.cuda_graph_meta_step --device cuda [--preset omniglot-5w1s] [--iters 30] [--rounds 3]
 """
 
-import sys
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from meta_train_throughput import parse_arguments, sample_batches, time_interleaved
-
+from benchmarks.meta_train_throughput import parse_arguments, sample_batches, time_interleaved
 from training.cuda_graph import GraphedMetaStep
 from training.model import init_params
 from training.presets import PRESETS
@@ -28,6 +24,7 @@ from training.train import model_spec
 
 
 def largest_relative_difference(a: MetaState, b: MetaState) -> float:
+    """The largest |a - b| over the tensors of two states, each relative to the tensor's largest |a|."""
     return max(
         float((x - y).abs().max() / x.abs().max().clamp_min(1e-30))
         for x, y in zip(a.params + a.adam_v, b.params + b.adam_v, strict=False)
@@ -35,6 +32,7 @@ def largest_relative_difference(a: MetaState, b: MetaState) -> float:
 
 
 def main() -> None:
+    """Check graphed against eager on the same tasks, then time both."""
     args = parse_arguments(__doc__, preset="omniglot-5w1s", rounds=3, device="cuda")
     device = torch.device(args.device)
     capture = device.type == "cuda"
@@ -60,7 +58,7 @@ def main() -> None:
             f"{difference:.2e} of a tensor's largest value ({verdict})"
         )
         if verdict == "FAILED":
-            sys.exit(1)
+            raise SystemExit(1)
 
     variants = {"eager": partial(meta_step, spec, adam), "graphed": GraphedMetaStep(spec, adam, capture=capture)}
     times = time_interleaved(variants, lambda: fresh_state(torch.float32), batches, config.meta_step, args.rounds)

@@ -5,28 +5,26 @@ shapes. All variants are interleaved in one process (machine noise hits them ali
 
 The cut-down variants are not the algorithm; they bound what faster elementwise kernels could buy:
 if a variant removes X ms a step batched and Y ms per task, the meta-iteration ratio printed by
-meta_train_throughput.py could at best become (per_task - tasks * steps * Y) / (batched - steps * X).
+benchmarks/meta_train_throughput.py could at best become (per_task - tasks * steps * Y) / (batched - steps * X).
 
-  .venv/bin/python benchmarks/meta_train_breakdown.py [--tasks 5] [--batch 10] [--rounds 5]
+  python -m benchmarks.meta_train_breakdown [--tasks 5] [--batch 10] [--rounds 5]
 """
 
 import argparse
 import ctypes
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import training.model as model
 from training.model import BN_EPS, ModelSpec, init_params, task_losses
-from training.reptile import _grouped
+from training.reptile import grouped
 
 
 def conv(spec, h, weight, scale, shift, groups=1, batches=1):
+    """A conv_block cut down to its convolution."""
     return F.conv2d(h, weight, stride=2, padding=1, groups=groups)
 
 
@@ -42,6 +40,7 @@ LAYERS = {
 
 
 def timed(fn, repeats: int) -> float:
+    """Milliseconds per call of fn, after 3 warm-up calls."""
     for _ in range(3):
         fn()
     began = time.perf_counter()
@@ -51,7 +50,8 @@ def timed(fn, repeats: int) -> float:
 
 
 def model_breakdown(spec, groups, batch, rounds):
-    params = _grouped(init_params(spec, torch.Generator().manual_seed(0)), groups)
+    """Median ms of one forward + backward step of `groups` tasks for each LAYERS variant."""
+    params = grouped(init_params(spec, torch.Generator().manual_seed(0)), groups)
     images = torch.rand(groups, batch, 1, spec.image_size, spec.image_size)
     labels = torch.randint(0, spec.ways, (groups, batch))
 
@@ -71,6 +71,22 @@ def model_breakdown(spec, groups, batch, rounds):
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def layer_kernels(x, w, gy, groups, a, b) -> dict:
+    """One layer's convolution kernels (gy: the output's gradient) and a bmm of a, b with the same FLOPs."""
+
+    def backward(mask):
+        return lambda: torch.ops.aten.convolution_backward(
+            gy, x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0], groups, mask
+        )
+
+    return {
+        "forward": lambda: F.conv2d(x, w, stride=2, padding=1, groups=groups),
+        "input grad": backward([True, False, False]),
+        "weight grad": backward([False, True, False]),
+        "bmm, same FLOPs": lambda: torch.bmm(a, b),
+    }
+
+
 def conv_kernels(spec, groups, batch, rounds):
     """Per layer: forward, input gradient, weight gradient (ms) and the same FLOPs as one bmm (ms)."""
     rows, side, channels = [], spec.image_size, spec.channels
@@ -80,19 +96,8 @@ def conv_kernels(spec, groups, batch, rounds):
         y = F.conv2d(x, w, stride=2, padding=1, groups=groups)
         gy = torch.randn_like(y)
         out = y.shape[-1] * y.shape[-2]
-
-        def backward(mask):
-            return lambda: torch.ops.aten.convolution_backward(
-                gy, x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0], groups, mask
-            )
-
         a, b = torch.randn(groups, spec.filters, channels * 9), torch.randn(groups, channels * 9, batch * out)
-        kernels = {
-            "forward": lambda: F.conv2d(x, w, stride=2, padding=1, groups=groups),
-            "input grad": backward([True, False, False]),
-            "weight grad": backward([False, True, False]),
-            "bmm, same FLOPs": lambda: torch.bmm(a, b),
-        }
+        kernels = layer_kernels(x, w, gy, groups, a, b)
         times = {name: statistics.median(timed(fn, 100) for _ in range(rounds)) for name, fn in kernels.items()}
         flops = 2 * groups * spec.filters * channels * 9 * batch * out
         rows.append((layer, tuple(x.shape), flops, times, layer > 0))
@@ -116,6 +121,7 @@ def pin_allocator() -> None:
 
 
 def main() -> None:
+    """Print both Markdown tables: the model's variants, then each convolution's kernels."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=5, help="tasks batched together (the preset's meta-batch)")
     parser.add_argument("--batch", type=int, default=10, help="images per task and step (the inner batch)")

@@ -4,11 +4,10 @@ Both run the same algorithm (tests/test_reptile.py) on the same tasks, from the 
 interleaved in rounds so machine noise hits both alike. Prints ms per meta-iteration, the
 ratio, and the achieved convolution GFLOP/s.
 
-  .venv/bin/python benchmarks/meta_train_throughput.py [--preset omniglot-5w5s] [--iters 30] [--rounds 5] [--device cuda]
+  python -m benchmarks.meta_train_throughput [--preset omniglot-5w5s] [--iters 30] [--rounds 5] [--device cuda]
 """
 
 import argparse
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -16,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.cli import check_device, positive_int
+from training.arguments import check_device, positive_int
 from training.data import load_task_data
 from training.model import init_params
 from training.presets import PRESETS
@@ -52,7 +50,7 @@ def sample_batches(config, data_dir: Path, iters: int, device) -> list:
 
 
 def parse_arguments(description: str, preset: str, rounds: int, device: str) -> argparse.Namespace:
-    """The flags this benchmark and cuda_graph_meta_step.py share (their defaults differ)."""
+    """The flags this benchmark and benchmarks/cuda_graph_meta_step.py share (their defaults differ)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=preset)
     parser.add_argument(
@@ -86,6 +84,7 @@ def time_interleaved(variants: dict, fresh_state, batches: list, meta_step_size:
 
 
 def main() -> None:
+    """Time both variants and print ms per meta-iteration, GFLOP/s and the speed-up."""
     args = parse_arguments(__doc__, preset="omniglot-5w5s", rounds=5, device="cpu")
     device = torch.device(args.device)
     config = PRESETS[args.preset]

@@ -1,4 +1,4 @@
-"""Schemathesis against the server's OpenAPI schema (issue 4): at least 1,000 generated cases, no 5xx.
+"""Schemathesis against the server's OpenAPI schema: at least 1,000 generated cases, no 5xx.
 
 Starts `python -m server serve` on 127.0.0.1 with its access log captured, runs `st run` over every
 operation in the schema (positive and negative data; examples, coverage and fuzzing phases) and
@@ -11,23 +11,21 @@ rules span fields (every class 0..N-1 needs an example, at most `shots` per clas
 two queries), JSON Schema cannot state them, so schema-valid requests that break them get a 422 by
 design.
 
-    python benchmarks/schemathesis_run.py                    # 200 examples per operation
-    python benchmarks/schemathesis_run.py --max-examples 30  # a short run
+    python -m benchmarks.schemathesis_run                    # 200 examples per operation
+    python -m benchmarks.schemathesis_run --max-examples 30  # a short run
 """
 
 import argparse
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.local_server import start_server, stop_server
+
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -38,13 +36,8 @@ CHECKS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv=None):
+    """Serve, run schemathesis, count the server's own 5xx responses; exit status 0 when the run is clean."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-examples", type=int, default=200, help="per operation and phase (default 200)")
     parser.add_argument("--seed", type=int, default=20240601)
@@ -53,44 +46,22 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     st = Path(sys.executable).with_name("st")
     workdir = Path(tempfile.mkdtemp(prefix="schemathesis-"))
     log_path = workdir / "server.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # A roomy queue and time limit: schemathesis sends one request at a time, and a 503 here would be
     # an overload artefact, not a bug.
-    command = [
-        sys.executable,
-        "-m",
-        "server",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+    server, url, _ = start_server(
         "--workers",
         str(args.workers),
         "--queue",
         "64",
         "--timeout-s",
         "120",
-    ]
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        env={"OMP_NUM_THREADS": "1"},
+        log=log_path,
+    )
     try:
-        import urllib.request
-
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=1):
-                    break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the server did not start: {log_path.read_text()}")
-                time.sleep(0.05)
         started = time.perf_counter()
         st_command = [
             str(st),
@@ -121,11 +92,7 @@ def main(argv=None):
         run = subprocess.run(st_command, cwd=workdir, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     output = run.stdout + run.stderr
     generated = re.search(r"(\d+) generated", output)
     cases = int(generated.group(1)) if generated else None

@@ -1,4 +1,4 @@
-"""Load test of POST /api/adapt on loopback (issue 4).
+"""Load test of POST /api/adapt on loopback.
 
 Starts `python -m server serve` on 127.0.0.1 (or uses --url), then for each concurrency level
 (default 1, 8, 32) sends --requests adaptation requests (default 5,000) from a bounded asyncio
@@ -8,12 +8,12 @@ waits Retry-After, as the demo page does, unless --ignore-retry-after), other er
 server's resident memory (VmRSS) before the first level and after each one.
 
 Requests are few-shot tasks drawn like the browser sends them: PNG canvas exports (280x280, dark
-strokes on white) as data URLs, --classes x --shots support drawings and --queries queries, with the
+strokes on a transparent canvas) as data URLs, --classes x --shots support drawings and --queries queries, with the
 bundle's default adaptation steps unless --steps is given.
 
-    python benchmarks/server_load.py                       # the full measurement (takes a while)
-    python benchmarks/server_load.py --requests 50         # a short smoke run
-    python benchmarks/server_load.py --url http://127.0.0.1:8000 --server-pid 1234
+    python -m benchmarks.server_load                 # the full measurement (takes a while)
+    python -m benchmarks.server_load --requests 50   # a short smoke run
+    python -m benchmarks.server_load --url http://127.0.0.1:8000 --server-pid 1234
 
 The client runs on the same machine and takes some CPU itself; say so next to the figures.
 """
@@ -25,19 +25,17 @@ import io
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
-import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.local_server import start_server, stop_server
 
 
 def drawing(rng, size=280) -> bytes:
+    """A random scribble of 2-4 dark polylines as a PNG canvas export."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGBA", (size, size), (0, 0, 0, 0))  # a cleared canvas is transparent
@@ -53,6 +51,7 @@ def drawing(rng, size=280) -> bytes:
 
 
 def make_tasks(count, classes, shots, queries, steps, image_format, seed=0) -> list:
+    """`count` encoded /api/adapt request bodies (images as PNG data URLs or 28 x 28 arrays)."""
     rng = np.random.default_rng(seed)
     tasks = []
     for _ in range(count):
@@ -76,6 +75,7 @@ def make_tasks(count, classes, shots, queries, steps, image_format, seed=0) -> l
 
 
 def rss_mb(pid) -> float | None:
+    """The process's resident memory in MB (Linux /proc), None where it cannot be read."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -85,26 +85,9 @@ def rss_mb(pid) -> float | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(args):
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "server",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
+def server_flags(args) -> list:
+    """The serve flags this benchmark passes on (those given on its command line)."""
+    flags = ["--log-level", "warning"]
     for flag, value in (
         ("--workers", args.workers),
         ("--queue", args.queue),
@@ -112,27 +95,12 @@ def start_server(args):
         ("--timeout-s", args.timeout_s),
     ):
         if value is not None:
-            command += [flag, str(value)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    while time.perf_counter() - started < 60:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited: {process.stderr.read()}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return process, url, time.perf_counter() - started
-        except OSError:
-            time.sleep(0.02)
-    process.kill()
-    raise SystemExit("the server did not become ready in 60 s")
+            flags += [flag, str(value)]
+    return flags
 
 
 async def run_level(url, tasks, concurrency, requests, timeout, honor_retry_after=True):
+    """Send `requests` bodies with `concurrency` in flight; rates, latencies and status counts."""
     import httpx
 
     latencies, server_ms, statuses = [], [], {}
@@ -164,7 +132,10 @@ async def run_level(url, tasks, concurrency, requests, timeout, honor_retry_afte
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
     ok = statuses.get(200, 0)
-    pct = lambda q: round(float(np.percentile(latencies, q)) * 1000, 1) if latencies else None
+
+    def pct(q):
+        return round(float(np.percentile(latencies, q)) * 1000, 1) if latencies else None
+
     return {
         "concurrency": concurrency,
         "requests": requests,
@@ -181,6 +152,7 @@ async def run_level(url, tasks, concurrency, requests, timeout, honor_retry_afte
 
 
 def main(argv=None):
+    """Run every concurrency level against the server and print (and with --out write) the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="an already running server (default: start one)")
     parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, for its memory")
@@ -211,11 +183,9 @@ def main(argv=None):
     if args.url:
         url, pid = args.url.rstrip("/"), args.server_pid
     else:
-        process, url, startup_s = start_server(args)
+        process, url, startup_s = start_server(*server_flags(args), env={"OMP_NUM_THREADS": "1"})
         pid = process.pid
     try:
-        import urllib.request
-
         with urllib.request.urlopen(url + "/readyz", timeout=5) as response:
             ready = json.loads(response.read())
         asyncio.run(run_level(url, tasks, 1, args.warmup, args.client_timeout))
@@ -265,11 +235,7 @@ def main(argv=None):
         return result
     finally:
         if process is not None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_server(process)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ Playwright sends each mouse move as a round trip, so all 1,120 take an hour on a
    (pen width 0.045 of the side) and preprocesses them in JavaScript; its 28 x 28 model input is
    read back (window.reptileDemo.modelInputs);
 2. the PNG through the Python preprocessing (what meta-training saw), and the same trajectory
-   rendered by Python (Pillow, demo_static.examples.render) for reference;
+   rendered by Python (Pillow, tools.strokes.render) for reference;
 3. mean |difference| per pixel of the 28 x 28 inputs, and few-shot accuracy (5-way 1-shot, the
    bundle's default adaptation, --tasks tasks sampled once) on the replayed inputs vs on the PNGs.
 
-    python benchmarks/stroke_replay.py [--url URL] [--characters 20] [--drawings 10] [--tasks 200]
+    python -m benchmarks.stroke_replay [--url URL] [--characters 20] [--drawings 10] [--tasks 200]
 
 Without --url it starts `python -m server`. The page adapts nothing meanwhile (its classes are
 cleared first), so the replay measures drawing and preprocessing only.
@@ -22,40 +22,34 @@ cleared first), so the replay measures drawing and preprocessing only.
 
 import argparse
 import json
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks.browser_adapt import ARGS, CHROMIUM, start_server  # noqa: E402
-from demo_static.examples import STROKE_ZIPS, held_out_names, parse_strokes, rdp, render  # noqa: E402
-from server.config import DEFAULT_MODEL  # noqa: E402
+from benchmarks.local_server import start_server, stop_server
+from server.config import DEFAULT_MODEL
+from tools.chromium import launch
+from tools.examples import held_out_names
+from tools.strokes import EPSILON_PX, SCALE, SIZE, STROKE_ZIPS, parse_strokes, rdp, render, trajectory_files
 
-SIZE = 105
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_drawings(data_dir: Path, seed: int, limit: int, per_character: int, epsilon: float):
     """-> [(character key, [(png bytes, strokes in 105-frame continuous coordinates)] * per_character)]"""
     _, held_out = held_out_names(data_dir, seed)
-    found = {}
-    for zip_name in STROKE_ZIPS:
-        with zipfile.ZipFile(data_dir / zip_name) as archive:
-            for member in archive.namelist():
-                parts = member.split("/")
-                if len(parts) == 4 and parts[3].endswith(".txt") and not parts[0].startswith("__MACOSX"):
-                    key = f"images_background/{parts[1]}/{parts[2]}"
-                    if key in held_out:
-                        found.setdefault(key, {})[parts[3][:-4]] = archive.read(member).decode()
+    found = {key: files for key, files in trajectory_files(data_dir).items() if key in held_out}
+    archives = {name: zipfile.ZipFile(data_dir / name) for name in STROKE_ZIPS}
     images = zipfile.ZipFile(data_dir / "images_background.zip")
     characters = []
     for key in sorted(found)[:limit]:
         drawings = []
         for stem in sorted(found[key])[:per_character]:
-            strokes = [rdp(s, epsilon) if epsilon > 0 else s for s in parse_strokes(found[key][stem])]
+            zip_name, member = found[key][stem]
+            text = archives[zip_name].read(member).decode()
+            strokes = [rdp(s, epsilon) if epsilon > 0 else s for s in parse_strokes(text)]
             strokes = [np.stack([s[:, 0] + 0.5, -s[:, 1] + 0.5], axis=1) for s in strokes]
             drawings.append((images.read(f"{key}/{stem}.png"), strokes))
         characters.append((key, drawings))
@@ -63,6 +57,7 @@ def load_drawings(data_dir: Path, seed: int, limit: int, per_character: int, eps
 
 
 def replay(page, strokes, box):
+    """Draw the strokes (105-frame coordinates) on the page's canvas whose content box is `box`."""
     for stroke in strokes:
         points = [(box["x"] + x / SIZE * box["w"], box["y"] + y / SIZE * box["h"]) for x, y in stroke]
         page.mouse.move(*points[0])
@@ -73,11 +68,7 @@ def replay(page, strokes, box):
 
 
 def main(argv=None) -> int:
-    from playwright.sync_api import sync_playwright
-
-    from bundle import load_bundle
-    from preprocessing import decode_png_ink, to_model_input
-
+    """Replay the drawings, then print the input differences and the accuracies (and a JSON summary)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "omniglot")
@@ -87,13 +78,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--epsilon",
         type=float,
-        default=0.3,
+        default=EPSILON_PX,
         help="simplify the trajectories within this many px of 105 first, as the presets (0: raw)",
     )
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", type=Path, help="write the inputs (npz) here")
     args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from bundle import load_bundle
+    from preprocessing import decode_png_ink, to_model_input
+
     bundle = load_bundle(args.model)
     seed = bundle.manifest["provenance"]["training_config"]["seed"]
     characters = load_drawings(args.data_dir, seed, args.characters, args.drawings, args.epsilon)
@@ -111,7 +107,7 @@ def main(argv=None) -> int:
             [
                 to_model_input(
                     render(
-                        [np.concatenate([s / SIZE * 1000, np.zeros((len(s), 1))], 1).ravel().tolist() for s in strokes]
+                        [np.concatenate([s / SIZE * SCALE, np.zeros((len(s), 1))], 1).ravel().tolist() for s in strokes]
                     )
                 )
                 for _, strokes in d
@@ -120,12 +116,14 @@ def main(argv=None) -> int:
         ]
     ).astype(np.float32)
 
-    process, url = (None, args.url.rstrip("/")) if args.url else start_server()
+    process, url = None, (args.url or "").rstrip("/")
+    if not args.url:
+        process, url, _ = start_server("--log-level", "warning")
     replayed = np.zeros_like(png)
     started = time.perf_counter()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.goto(f"{url}/?classes=2&mode=server")
             page.wait_for_selector('#demo[data-ready="true"]', state="attached")
@@ -146,8 +144,7 @@ def main(argv=None) -> int:
             browser.close()
     finally:
         if process:
-            process.terminate()
-            process.wait(10)
+            stop_server(process)
     replay_s = time.perf_counter() - started
     if args.save:
         np.savez_compressed(args.save, png=png, replayed=replayed, python_render=python_render)

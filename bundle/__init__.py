@@ -1,20 +1,48 @@
-"""Read and run a model bundle (docs/bundle.md) with numpy + onnxruntime only: no torch.
+"""The bundle format (docs/bundle.md) and its reader, with numpy + onnxruntime only: no torch.
 
 from bundle import load_bundle
-model = load_bundle("static/models/omniglot-5w5s")   # verifies every file's sha256
+model = load_bundle("static/models/omniglot-20w")   # verifies every file's sha256
 result = model.adapt(support_images, labels, query_images)
 result.predictions, result.probabilities
 """
 
-from .reader import FORMAT, FORMAT_VERSION, AdaptResult, Bundle, BundleError, build_head, load_bundle, sha256_file
+from .card import render_model_card, write_card_and_manifest
+from .files import sha256_file, write_atomic
+from .format import (
+    ADAM_V_PREFIX,
+    CARD_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    GRAPH_FILES,
+    HEAD_RULE,
+    MANIFEST_FILE,
+    TEST_CLASSES_FILE,
+    UPDATED_PREFIX,
+    WEIGHTS_FILE,
+    build_head,
+    check_format,
+)
+from .reader import AdaptResult, Bundle, BundleError, load_bundle
 
 __all__ = [
+    "ADAM_V_PREFIX",
+    "CARD_FILE",
     "FORMAT",
     "FORMAT_VERSION",
+    "GRAPH_FILES",
+    "HEAD_RULE",
+    "MANIFEST_FILE",
+    "TEST_CLASSES_FILE",
+    "UPDATED_PREFIX",
+    "WEIGHTS_FILE",
     "AdaptResult",
     "Bundle",
     "BundleError",
     "build_head",
+    "check_format",
     "load_bundle",
+    "render_model_card",
     "sha256_file",
+    "write_atomic",
+    "write_card_and_manifest",
 ]

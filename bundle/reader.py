@@ -1,61 +1,29 @@
 """The bundle reader: load + verify (sha256 of every file), build a C-class head, run the graphs.
 
 Depends on numpy, safetensors, onnxruntime and the standard library only; it must never import
-torch (the server and its tests rely on that). The format is documented in docs/bundle.md and
-written by training/export.py.
+torch (the server and its tests rely on that). The format's names and rules come from
+bundle/format.py (documented in docs/bundle.md); training/export.py writes bundles.
 """
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-FORMAT = "reptile-bundle"
-FORMAT_VERSION = 1
-MANIFEST_FILE = "model.json"
-ADAM_V_PREFIX = "adam_v."
-UPDATED_PREFIX = "updated."
-HEAD_RULE = "trained-rows-cycled"
+from .files import sha256_file
+from .format import ADAM_V_PREFIX, MANIFEST_FILE, build_head, check_format
 
 
 class BundleError(Exception):
-    """The bundle is missing, malformed, of another format version, or its files do not match
-    the sha256 sums in its manifest."""
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def build_head(weight: np.ndarray, bias: np.ndarray, classes: int, trained_ways: int | None = None):
-    """The head for `classes` classes from the trained one (docs/bundle.md, rule "trained-rows-cycled"):
-    row i (and bias i) is trained row i mod trained_ways, so C <= trained_ways takes the first C rows
-    and C == trained_ways the trained head as is. Apply it to the parameters (fc.weight, fc.bias) and
-    to their Adam v alike. -> (weight [C, F], bias [C])."""
-    weight, bias = np.asarray(weight, dtype=np.float32), np.asarray(bias, dtype=np.float32)
-    rows = trained_ways if trained_ways is not None else weight.shape[0]
-    if weight.ndim != 2 or bias.shape != (weight.shape[0],) or weight.shape[0] != rows:
-        raise ValueError(f"expected a trained head [{rows}, F] and bias [{rows}], got {weight.shape} and {bias.shape}")
-    if classes < 1:
-        raise ValueError(f"classes must be >= 1, got {classes}")
-    order = np.arange(classes) % rows
-    return weight[order].copy(), bias[order].copy()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    """The bundle is missing, malformed, of another format version or head rule, or its files do
+    not match the sha256 sums in its manifest."""
 
 
 @dataclass
 class AdaptResult:
+    """What Bundle.adapt returns: the queries' predictions and the adapted state."""
+
     predictions: np.ndarray  # int64 [q]
     probabilities: np.ndarray  # float32 [q, C]
     logits: np.ndarray  # float32 [q, C]
@@ -76,6 +44,7 @@ class Bundle:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path, threads: int | None = None) -> "Bundle":
+        """Read model.json, check its format and every file's sha256, load the weights; BundleError if any fails."""
         path = Path(path)
         manifest_path = path / MANIFEST_FILE
         if not manifest_path.is_file():
@@ -84,13 +53,9 @@ class Bundle:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise BundleError(f"{manifest_path} is not valid JSON: {error}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise BundleError(f"{manifest_path}: not a {FORMAT} manifest")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(
-                f"{manifest_path}: format version {manifest.get('format_version')!r}, "
-                f"this reader understands {FORMAT_VERSION}"
-            )
+        problem = check_format(manifest, str(manifest_path))
+        if problem:
+            raise BundleError(problem)
         files = manifest.get("files") or {}
         needed = [manifest["weights"]["file"]] + [g["file"] for g in manifest["graphs"].values()]
         for name in needed:
@@ -121,6 +86,7 @@ class Bundle:
         return bundle
 
     def _check_weights(self) -> None:
+        """Every parameter and its Adam v is in the weights, float32, with the manifest's shape."""
         ways = self.trained_ways
         for entry in self.manifest["architecture"]["parameters"]:
             shape = tuple(ways if d == "C" else d for d in entry["shape"])
@@ -137,6 +103,7 @@ class Bundle:
     # ------------------------------------------------------------------ properties
     @property
     def name(self) -> str:
+        """The bundle's name (model.json `name`)."""
         return self.manifest["name"]
 
     @property
@@ -146,30 +113,37 @@ class Bundle:
 
     @property
     def param_names(self) -> list:
+        """The parameters' names, in the graphs' input order."""
         return [p["name"] for p in self.manifest["architecture"]["parameters"]]
 
     @property
     def trained_ways(self) -> int:
+        """The rows of the meta-trained head."""
         return int(self.manifest["trained_ways"])
 
     @property
     def adam_t(self) -> int:
+        """The carried inner-Adam step count."""
         return int(self.manifest["weights"]["adam_t"])
 
     @property
     def classes_range(self) -> tuple:
+        """(min, max) classes a task may have."""
         return self.manifest["classes"]["min"], self.manifest["classes"]["max"]
 
     @property
     def shots_range(self) -> tuple:
+        """(min, max) examples per class."""
         return self.manifest["shots"]["min"], self.manifest["shots"]["max"]
 
     @property
     def image_shape(self) -> tuple:
+        """One image's shape, (channels, height, width)."""
         return tuple(self.manifest["input"]["shape"][1:])
 
     @property
     def defaults(self) -> dict:
+        """A copy of the manifest's default adaptation settings."""
         return dict(self.manifest["adaptation"])
 
     # ------------------------------------------------------------------ state
@@ -184,6 +158,7 @@ class Bundle:
 
     # ------------------------------------------------------------------ graphs
     def session(self, graph: str):
+        """The onnxruntime session of a graph (created on first use, CPU)."""
         if graph not in self._sessions:
             import onnxruntime as ort
 
@@ -196,6 +171,7 @@ class Bundle:
         return self._sessions[graph]
 
     def _params_feed(self, params: dict) -> dict:
+        """The parameters as contiguous float32 graph inputs."""
         return {n: np.ascontiguousarray(params[n], dtype=np.float32) for n in self.param_names}
 
     def predict(self, params: dict, images: np.ndarray):
@@ -207,6 +183,7 @@ class Bundle:
         return logits, probabilities
 
     def train_step_sgd(self, params: dict, images, labels, lr: float):
+        """One SGD step -> (updated params, the batch's summed loss before the step)."""
         outputs = self.session("train_step_sgd").run(
             None,
             {**self._params_feed(params), "images": images, "labels": labels, "lr": np.array(lr, dtype=np.float32)},
@@ -235,6 +212,7 @@ class Bundle:
 
     # ------------------------------------------------------------------ adaptation
     def _images(self, images, what: str) -> np.ndarray:
+        """images as contiguous float32 [n, *image_shape] (a missing channel axis added); ValueError naming `what`."""
         images = np.asarray(images, dtype=np.float32)
         shape = self.image_shape
         if images.ndim == len(shape) and shape[0] == 1:

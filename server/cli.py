@@ -23,6 +23,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `reptile-demo` parser: the serve and export-static commands."""
     parser = argparse.ArgumentParser(prog="reptile-demo", description="The Reptile few-shot demo server.")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser(
@@ -41,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_serve_flags(parser):
+    """serve's flags; each one left out falls back to its environment variable, then its default."""
     a = parser.add_argument
     a("--host", help="address to listen on (default 127.0.0.1)")
     a("--port", type=int, help="port (default 8000)")
     a("--model", type=Path, help=f"bundle directory (default {DEFAULT_MODEL.relative_to(ROOT)})")
-    a("--workers", type=int, help="ONNX worker threads, one intra-op thread each (default: CPU count)")
+    a("--workers", type=int, help="ONNX worker threads, one intra-op thread each (default: CPU count, at most 64)")
     a("--queue", type=int, help="adaptations that may wait for a worker; more get 503 (default 16)")
     a("--timeout-s", type=float, dest="timeout_s", help="time limit per adaptation request in seconds (default 20)")
     a("--max-steps", type=int, dest="max_steps", help="most adaptation steps a request may ask for (default 200)")
@@ -57,6 +59,7 @@ def add_serve_flags(parser):
 
 
 def main(argv=None) -> int:
+    """`reptile-demo [serve|export-static] ...` -> exit status (2 for bad settings or an unusable bundle)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["serve"] + argv  # `reptile-demo` / `python -m server` alone serve

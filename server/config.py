@@ -16,12 +16,14 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """The server's settings, validated on construction (SettingsError names the setting)."""
+
     host: str = "127.0.0.1"
     port: int = 8000
     model: Path = DEFAULT_MODEL  # the bundle served and used by /api/adapt
     models_dir: Path = ROOT / "static" / "models"  # served at /models/<name>/<file>
     web_dir: Path = ROOT / "web"  # /web/<path>, templates, sw.js, node_modules/onnxruntime-web
-    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))  # ONNX threads, 1 intra-op thread each
+    workers: int = field(default_factory=lambda: min(64, os.cpu_count() or 1))  # ONNX threads, 1 intra-op each
     queue: int = 16  # adaptations waiting for a worker; beyond it 503 + Retry-After
     timeout_s: float = 20.0  # per adaptation request, from arrival (queue wait included)
     max_body_bytes: int = 2 * 1024 * 1024
@@ -80,10 +82,12 @@ class Settings:
                 raise SettingsError(message)
 
     def with_overrides(self, **overrides) -> "Settings":
+        """A copy with the non-None overrides applied (and validated)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _convert(name: str, kind, raw: str):
+    """An environment variable's text -> the field's type, or SettingsError naming the variable."""
     try:
         if kind is int:
             return int(raw)
@@ -111,6 +115,3 @@ def settings_from_env(environ=None, **overrides) -> Settings:
             values[f.name] = _convert(f.name, kind, raw)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
-
-
-ENV_VARS = [ENV_PREFIX + f.name.upper() for f in fields(Settings)]

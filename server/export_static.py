@@ -1,4 +1,4 @@
-"""A server-less copy of the demo: `reptile-demo export-static DIR` (also `python -m demo_static export DIR`).
+"""A server-less copy of the demo: `reptile-demo export-static DIR` (also `python -m server export-static DIR`).
 
 DIR then holds index.html and embed.html (browser mode only: no server to adapt on), the page's
 scripts and styles, onnxruntime-web's wasm build, the model bundle, the example drawings and the
@@ -8,21 +8,22 @@ runs on one thread there; `_headers` asks hosts that read it (Netlify, Cloudflar
 """
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_MODEL
+from bundle.files import HASH_CHARS, sha256_file
+from bundle.format import MANIFEST_FILE, check_format
+from bundle.summary import model_summary
 
-ROOT = Path(__file__).resolve().parent.parent
+from .config import DEFAULT_MODEL, ROOT, Settings
+
 WEB = ROOT / "web"
 ORT_DIST = WEB / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 WEB_SKIP = {"templates", "node_modules", "package.json", "package-lock.json", "sw.js"}
 WEB_SUFFIXES = {".js", ".mjs", ".css", ".json", ".svg", ".png", ".ico", ".woff2", ".txt"}
-HASH_CHARS = 12
 MARKER = ".reptile-demo-static"
 HEADERS = """/*
   Cross-Origin-Opener-Policy: same-origin
@@ -37,50 +38,30 @@ HEADERS = """/*
 
 
 class ExportError(Exception):
-    pass
+    """The export cannot be written; the message says why."""
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def read_manifest(bundle: Path) -> dict:
+    """The bundle's model.json, or ExportError if this code does not read its format."""
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    problem = check_format(manifest, str(bundle))
+    if problem:
+        raise ExportError(problem)
+    return manifest
 
 
-def model_summary(bundle: Path, max_steps: int = 200) -> dict:
-    """The page's view of the bundle, in the shape of the server's GET /api/model (relative URLs)."""
-    manifest = json.loads((bundle / "model.json").read_text())
-    if manifest.get("format") != "reptile-bundle" or manifest.get("format_version") != 1:
-        raise ExportError(f"{bundle} is not a reptile-bundle of format version 1")
-    name = bundle.name
-    base = f"models/{name}/"
-    files = {
-        file: {
-            "url": f"{base}{file}?v={entry['sha256'][:HASH_CHARS]}",
-            "sha256": entry["sha256"],
-            "bytes": entry.get("bytes"),
-        }
-        for file, entry in sorted(manifest["files"].items())
-    }
-    adaptation = manifest["adaptation"]
-    provenance = manifest.get("provenance") or {}
-    return {
-        "name": manifest["name"],
-        "warning": manifest.get("warning"),
-        "training_complete": manifest.get("training_complete"),
-        "format_version": manifest["format_version"],
-        "classes": manifest["classes"],
-        "shots": manifest["shots"],
-        "trained_ways": manifest["trained_ways"],
-        "adaptation": {k: adaptation.get(k) for k in ("optimizer", "steps", "lr", "eps", "transductive", "chosen_by")},
-        "accuracy": manifest.get("accuracy"),
-        "input": {
-            "shape": manifest["input"]["shape"][1:],
-            "preprocessing_spec": manifest["input"]["preprocessing_spec"],
-        },
-        "limits": {"max_steps": max(max_steps, adaptation["steps"]), "max_lr": 1.0},
-        "manifest_url": f"{base}model.json?v={sha256(bundle / 'model.json')[:HASH_CHARS]}",
-        "base_url": base,
-        "files": files,
-        "provenance": {k: provenance.get(k) for k in ("iteration", "meta_iters", "exported_at")},
-    }
+def static_summary(manifest: dict, bundle: Path) -> dict:
+    """The page's view of the bundle, in the shape of the server's GET /api/model with relative URLs:
+    the bundle's own classes and shots ranges, and the server's default step and lr limits (the
+    browser enforces them; the bundle's default steps always fit)."""
+    return model_summary(
+        manifest,
+        base_url=f"models/{bundle.name}/",
+        manifest_version=sha256_file(bundle / MANIFEST_FILE)[:HASH_CHARS],
+        classes=manifest["classes"],
+        shots=manifest["shots"],
+        limits={"max_steps": max(Settings.max_steps, manifest["adaptation"]["steps"]), "max_lr": Settings.max_lr},
+    )
 
 
 def export_static(
@@ -97,7 +78,7 @@ def export_static(
             f"onnxruntime-web is not installed ({', '.join(missing)} missing): run `npm ci` in web/ "
             "(make setup does it)"
         )
-    if not (bundle / "model.json").is_file():
+    if not (bundle / MANIFEST_FILE).is_file():
         raise ExportError(f"{bundle} is not a model bundle (no model.json)")
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists() and not force:
@@ -107,7 +88,8 @@ def export_static(
         for child in out.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    summary = model_summary(bundle)
+    manifest = read_manifest(bundle)
+    summary = static_summary(manifest, bundle)
     low, high = summary["classes"]["min"], summary["classes"]["max"]
     if not low <= classes <= high:
         raise ExportError(f"classes must be {low}..{high}")
@@ -116,6 +98,7 @@ def export_static(
     written = []
 
     def copy(source: Path, relative: str):
+        """Copy `source` to out/relative and record it."""
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -132,18 +115,19 @@ def export_static(
             copy(source, f"web/{relative.as_posix()}")
     for name in ORT_FILES:
         copy(ORT_DIST / name, f"vendor/onnxruntime-web/{name}")
-    for name in ["model.json", *json.loads((bundle / "model.json").read_text())["files"]]:
+    for name in [MANIFEST_FILE, *manifest["files"]]:
         copy(bundle / name, f"models/{bundle.name}/{name}")
     copy(WEB / "sw.js", "sw.js")
 
     def asset(path: str) -> str:
+        """The page's asset URL: relative, with ?v=<sha256[:12]> of the exported file."""
         path = path.lstrip("/")
         if path.startswith("static/models/"):
             path = path[len("static/") :]
         target = out / path
         if not target.is_file():
             raise ExportError(f"the page asks for {path}, which the export does not contain")
-        return f"{path}?v={sha256(target)[:HASH_CHARS]}"
+        return f"{path}?v={sha256_file(target)[:HASH_CHARS]}"
 
     env = Environment(loader=FileSystemLoader(str(WEB / "templates")), autoescape=select_autoescape(["html"]))
     for page, embed in (("index.html", False), ("embed.html", True)):
@@ -169,6 +153,7 @@ def export_static(
 
 
 def main(argv=None) -> int:
+    """`reptile-demo export-static DIR [...]` -> exit status (2 when the export cannot be written)."""
     parser = argparse.ArgumentParser(
         prog="reptile-demo export-static", description="Write a server-less, browser-only copy of the demo into DIR."
     )

@@ -34,6 +34,8 @@ class Cancelled(Exception):
 
 
 class Job:
+    """One submitted function, its deadline, and the future its request awaits."""
+
     __slots__ = ("fn", "deadline", "future", "loop", "cancelled", "enqueued")
 
     def __init__(self, fn, deadline, future, loop):
@@ -50,6 +52,8 @@ class Job:
 
 
 class WorkerPool:
+    """N worker threads taking jobs from one queue; admission is refused beyond queue_size waiting."""
+
     def __init__(self, workers: int, queue_size: int, name: str = "onnx"):
         self.workers = workers
         self.queue_size = queue_size
@@ -60,7 +64,6 @@ class WorkerPool:
         self._idle = workers  # workers not running a job
         self._waiting = 0  # jobs submitted but not yet picked up
         self._mean_s = 0.5  # running mean of job durations, for Retry-After
-        self.completed = 0
         self.rejected = 0
         self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(workers)]
         for thread in self._threads:
@@ -69,10 +72,12 @@ class WorkerPool:
     # ------------------------------------------------------------------ state
     @property
     def waiting(self) -> int:
+        """Jobs submitted but not yet picked up by a worker."""
         return self._waiting
 
     @property
     def busy(self) -> int:
+        """Workers running a job."""
         return self.workers - self._idle
 
     def retry_after(self) -> int:
@@ -110,6 +115,7 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ workers
     def _work(self):
+        """A worker thread: run jobs until close(), handing each outcome to its request's event loop."""
         while True:
             job = self._queue.get()
             if job is None:
@@ -135,15 +141,16 @@ class WorkerPool:
                 with self._lock:
                     self._idle += 1
                     self._mean_s = 0.9 * self._mean_s + 0.1 * elapsed
-                    self.completed += 1
             job.loop.call_soon_threadsafe(_resolve, job.future, outcome)
 
     def close(self):
+        """Stop the workers once the jobs already queued are done."""
         for _ in self._threads:
             self._queue.put(None)
 
 
 def _resolve(future, outcome):
+    """On the event loop: settle the job's future, unless its request has gone away."""
     if future.done():
         return
     ok, value = outcome

@@ -11,6 +11,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from bundle.files import HASH_CHARS
+
 try:  # optional: brotli is used when installed and accepted by the client
     import brotli
 except ImportError:  # pragma: no cover - depends on the environment
@@ -51,10 +53,11 @@ MIN_COMPRESS_BYTES = 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"  # may be stored, but revalidated (ETag -> 304) before each use
 SHORT = "public, max-age=60"
-HASH_CHARS = 12  # ?v=<sha256[:12]>
 
 
 class Entry:
+    """One file's bytes, sha256 and compressed forms, as read at (mtime, size) `key`."""
+
     __slots__ = ("path", "key", "data", "sha256", "encoded", "lock")
 
     def __init__(self, path: Path, key, data: bytes):
@@ -65,12 +68,15 @@ class Entry:
 
     @property
     def suffix(self) -> str:
+        """The file's suffix, lower case."""
         return self.path.suffix.lower()
 
     def etag(self, encoding: str | None) -> str:
+        """The strong ETag of this content in `encoding` (None: uncompressed)."""
         return f'"{self.sha256[:20]}{"-" + encoding if encoding else ""}"'
 
     def body(self, encoding: str | None) -> bytes:
+        """The bytes in `encoding` (None: as stored), compressed once and kept."""
         if encoding is None:
             return self.data
         with self.lock:
@@ -80,6 +86,7 @@ class Entry:
 
 
 def _compress(data: bytes, encoding: str) -> bytes:
+    """`data` as brotli ('br') or gzip, at a level that keeps large files fast to compress."""
     if encoding == "br":
         # quality 11 takes ~1 s per MB; 9 is within a few percent of it at a fraction of the time
         return brotli.compress(data, quality=9 if len(data) < (4 << 20) else 6)
@@ -97,6 +104,8 @@ def _precompressed(path: Path, encoding: str, key) -> bytes | None:
 
 
 class FileCache:
+    """Files by path, re-read when their mtime or size changes, least recently used dropped past max_bytes."""
+
     def __init__(self, max_bytes: int = 256 << 20):
         self.max_bytes = max_bytes
         self._entries = OrderedDict()
@@ -131,6 +140,7 @@ class FileCache:
         return entry
 
     def version(self, path: Path) -> str | None:
+        """The file's ?v= (sha256[:HASH_CHARS]), or None if there is no such file."""
         entry = self.get(path)
         return entry.sha256[:HASH_CHARS] if entry else None
 
@@ -156,6 +166,7 @@ def parse_accept_encoding(header: str) -> dict:
 
 
 def choose_encoding(entry: Entry, accept_encoding: str) -> str | None:
+    """'br' or 'gzip' when the file is worth compressing and the client accepts it, else None."""
     if entry.suffix not in COMPRESSIBLE or len(entry.data) < MIN_COMPRESS_BYTES:
         return None
     accepted = parse_accept_encoding(accept_encoding or "")
@@ -173,6 +184,7 @@ def version_matches(entry: Entry, v: str | None) -> bool:
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """True when If-None-Match names `etag` (or is '*')."""
     if not if_none_match:
         return False
     if if_none_match.strip() == "*":

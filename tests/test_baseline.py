@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from test_training_run import _run
+from helpers import metrics_without_times, run_cli
 
 TINY = ["--filters", "16", "--seed", "3", "--no-progress"]
 
@@ -14,7 +14,7 @@ TINY = ["--filters", "16", "--seed", "3", "--no-progress"]
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, omniglot_dir):
     out = tmp_path_factory.mktemp("joint") / "run"
-    result = _run(
+    result = run_cli(
         [
             "baseline",
             "--data-dir",
@@ -64,7 +64,7 @@ def test_checkpoint_has_a_fresh_n_way_head_and_no_adam_state(tiny_run):
 
 def test_the_standard_evaluate_command_fine_tunes_the_checkpoint(tiny_run, omniglot_dir, tmp_path):
     report = tmp_path / "eval.json"
-    result = _run(
+    result = run_cli(
         [
             "evaluate",
             "--checkpoint",
@@ -117,17 +117,15 @@ def test_interrupted_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_
 
     whole, again = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (tmp_path / "whole", cut))
     assert whole["iteration"] == again["iteration"] == 20 and whole["rng"] == again["rng"]
-    for a, b in zip(whole["params"] + whole["joint"]["params"], again["params"] + again["joint"]["params"], strict=False):
+    for a, b in zip(
+        whole["params"] + whole["joint"]["params"], again["params"] + again["joint"]["params"], strict=False
+    ):
         assert torch.equal(a, b)
     for key, state in whole["joint"]["optimizer"]["state"].items():
         for name, value in state.items():
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(again["joint"]["optimizer"]["state"][key][name]))
-    rows = lambda d: [
-        {k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
-        for line in (d / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert rows(cut) == rows(tmp_path / "whole")
-    assert [r["step"] for r in rows(cut)] == [4, 8, 10, 12, 16, 20]
+    assert metrics_without_times(cut) == metrics_without_times(tmp_path / "whole")
+    assert [r["step"] for r in metrics_without_times(cut)] == [4, 8, 10, 12, 16, 20]
 
 
 @pytest.mark.parametrize(
@@ -142,15 +140,15 @@ def test_interrupted_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_
     ],
 )
 def test_bad_flags_get_a_one_line_error_naming_the_flag(tmp_path, flags, message):
-    result = _run(["baseline", "--out", str(tmp_path / "run"), *flags])
+    result = run_cli(["baseline", "--out", str(tmp_path / "run"), *flags])
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_existing_run_needs_resume_and_the_same_flags(tiny_run, tmp_path):
-    again = _run(["baseline", "--out", str(tiny_run), "--steps", "30", "--batch-size", "32", *TINY])
+    again = run_cli(["baseline", "--out", str(tiny_run), "--steps", "30", "--batch-size", "32", *TINY])
     assert again.returncode == 2 and "pass --resume" in again.stderr and "Traceback" not in again.stderr
-    changed = _run(
+    changed = run_cli(
         [
             "baseline",
             "--out",

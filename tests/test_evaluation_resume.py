@@ -10,14 +10,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_training_run import ENV, ROOT, SMALL, _run
+from helpers import ENV, ROOT, SMALL, SPEC, run_cli
 
 from training.evaluate import evaluate_modes
-from training.model import ModelSpec, init_params
+from training.model import init_params
 from training.reptile import MetaState
 from training.tasks import TaskSampler
-
-SPEC = ModelSpec(ways=3, filters=8)
 
 
 class Interrupted(Exception):
@@ -76,7 +74,7 @@ def test_tasks_computed_in_parts_score_as_one_chunk(monkeypatch):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, omniglot_dir):
     out = tmp_path_factory.mktemp("run")
-    trained = _run(
+    trained = run_cli(
         [
             "train",
             "--data-dir",
@@ -125,7 +123,7 @@ def _tasks_saved(partial) -> int:
 
 
 def test_killed_evaluation_continues_from_its_progress_file(tmp_path, checkpoint, omniglot_dir):
-    whole = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "whole.json"))
+    whole = run_cli(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "whole.json"))
     assert whole.returncode == 0, whole.stderr
 
     partial = tmp_path / "progress.json"
@@ -145,7 +143,7 @@ def test_killed_evaluation_continues_from_its_progress_file(tmp_path, checkpoint
     assert 0 < _tasks_saved(partial) < 400
     assert json.loads(partial.read_text())["devices"] == ["cpu"]
 
-    resumed = _run(args)
+    resumed = run_cli(args)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout == whole.stdout  # the same figures, both splits and modes
     assert json.loads((tmp_path / "resumed.json").read_text()) == json.loads((tmp_path / "whole.json").read_text())
@@ -155,19 +153,19 @@ def test_killed_evaluation_continues_from_its_progress_file(tmp_path, checkpoint
 def test_bad_progress_or_report_paths_are_refused_before_the_work(tmp_path, checkpoint, omniglot_dir):
     partial = tmp_path / "progress.json"
     partial.write_text(json.dumps({"key": {"seed": 2, "tasks": 400}, "devices": ["cpu"], "splits": {}}))
-    refused = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(partial)))
+    refused = run_cli(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(partial)))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "argument --partial:" in refused.stderr and "seed" in refused.stderr and "delete the file" in refused.stderr
     partial.write_text("not json")
-    garbled = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(partial)))
+    garbled = run_cli(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(partial)))
     assert garbled.returncode == 2 and "not an evaluation progress file" in garbled.stderr
     assert partial.read_text() == "not json"  # nothing of the user's is overwritten
-    unwritable = _run(
+    unwritable = run_cli(
         _evaluate_args(
             checkpoint, omniglot_dir, tmp_path / "r.json", "--partial", str(tmp_path / "no-such-dir" / "progress.json")
         )
     )
     assert unwritable.returncode == 2 and "argument --partial: cannot write" in unwritable.stderr
     assert "Traceback" not in unwritable.stderr
-    no_json_dir = _run(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "no-such-dir" / "r.json"))
+    no_json_dir = run_cli(_evaluate_args(checkpoint, omniglot_dir, tmp_path / "no-such-dir" / "r.json"))
     assert no_json_dir.returncode == 2 and "argument --json: directory" in no_json_dir.stderr

@@ -39,14 +39,18 @@ import numpy as np
 import pytest
 import torch
 
-from bundle import BundleError, build_head, load_bundle, reader
-from training import evaluate_bundle, export
+from bundle import BundleError, build_head, load_bundle, sha256_file
+from bundle import format as bundle_format
+from training import evaluate_bundle
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.cli import main as cli_main
 from training.evaluate import predict_queries
+from training.export import write_weights
+from training.manifest import short_run_warning
 from training.model import forward, init_params, task_losses
+from training.onnx_ops import single_forward
 from training.presets import PRESETS
-from training.reptile import InnerAdam, MetaState, _grouped, inner_loop, meta_step
+from training.reptile import InnerAdam, MetaState, grouped, inner_loop, meta_step
 from training.tasks import minibatch_order
 from training.train import model_spec
 
@@ -148,12 +152,16 @@ def as_dict(bundle, tensors):
 
 
 def max_error(bundle, got: dict, expected: list) -> float:
-    return max(float(np.abs(got[n] - e.detach().numpy()).max()) for n, e in zip(bundle.param_names, expected, strict=False))
+    return max(
+        float(np.abs(got[n] - e.detach().numpy()).max()) for n, e in zip(bundle.param_names, expected, strict=False)
+    )
 
 
 def assert_step_close(bundle, got: dict, expected: list, tolerance: float, what: str) -> None:
     """Rounding-level agreement on >= 99 % of the elements, all within KINK_TOL (module docstring)."""
-    errors = np.concatenate([np.abs(got[n] - e.detach().numpy()).ravel() for n, e in zip(bundle.param_names, expected, strict=False)])
+    errors = np.concatenate(
+        [np.abs(got[n] - e.detach().numpy()).ravel() for n, e in zip(bundle.param_names, expected, strict=False)]
+    )
     outside = int((errors > tolerance).sum())
     assert outside <= 0.01 * errors.size, f"{what}: {outside} of {errors.size} elements differ by more than {tolerance}"
     assert errors.max() <= KINK_TOL, f"{what}: max error {errors.max():.2e}"
@@ -168,10 +176,10 @@ def torch_sgd_step(spec, params, images, labels, lr):
 
 def torch_adam_step(spec, params, v, images, labels, lr, t):
     """training/reptile.py's own inner loop for one step (G = 1)."""
-    grouped, grouped_v = _grouped(params, 1), _grouped(v, 1)
+    params_g, v_g = grouped(params, 1), grouped(v, 1)
     order = np.arange(len(labels))[None, None, :]
-    final, _, losses = inner_loop(spec, InnerAdam(lr), grouped, grouped_v, t - 1, images[None], labels[None], order)
-    return [p[0] for p in final], [x[0] for x in grouped_v], float(losses[0, 0])
+    final, _, losses = inner_loop(spec, InnerAdam(lr), params_g, v_g, t - 1, images[None], labels[None], order)
+    return [p[0] for p in final], [x[0] for x in v_g], float(losses[0, 0])
 
 
 # ----------------------------------------------------------------------------- the files
@@ -191,15 +199,15 @@ def test_files_small_and_hashed(exported, model):
     for path in exported["dir"].iterdir():
         assert path.stat().st_size <= MAX_FILE_BYTES, f"{path.name} is {path.stat().st_size} bytes"
         if path.name != "model.json":
-            assert manifest["files"][path.name]["sha256"] == reader.sha256_file(path)
+            assert manifest["files"][path.name]["sha256"] == sha256_file(path)
             assert manifest["files"][path.name]["bytes"] == path.stat().st_size
     assert not any(p.name.startswith(".") for p in exported["dir"].parent.iterdir()), "staging left behind"
 
 
 def test_manifest_contents(exported, model):
     manifest, config, spec = model.manifest, exported["config"], exported["spec"]
-    assert manifest["format"] == export.FORMAT == reader.FORMAT
-    assert manifest["format_version"] == export.FORMAT_VERSION == reader.FORMAT_VERSION
+    assert manifest["format"] == bundle_format.FORMAT
+    assert manifest["format_version"] == bundle_format.FORMAT_VERSION
     assert manifest["name"] == model.name == "test model"
     assert manifest["warning"] == model.warning == "trained for only 2 of 100000 meta-iterations: not the real model"
     assert manifest["training_complete"] is False
@@ -255,7 +263,7 @@ def test_model_card_flags_short_run(exported, model):
     assert "Not measured yet" in card and "training config (not yet measured)" in card
     assert "resumed 1 time (" in card and "wall time 0.0 h" in card
     assert model.manifest["files"]["weights.safetensors"]["sha256"] in card
-    assert export.short_run_warning(100_000, 100_000) is None
+    assert short_run_warning(100_000, 100_000) is None
     held_out = (exported["dir"] / "test_classes.txt").read_text().split()
     assert "## Held-out test characters" in card and all(f"\n{name}\n" in card for name in held_out)
 
@@ -265,6 +273,14 @@ def test_weights_are_the_checkpoint(exported, model):
     for name, p, v in zip(model.param_names, payload["params"], payload["adam_v"], strict=False):
         np.testing.assert_array_equal(model._tensors[name], p.numpy())
         np.testing.assert_array_equal(model._tensors["adam_v." + name], v.numpy())
+
+
+def test_weights_file_is_deterministic(exported, tmp_path):
+    """The same checkpoint gives the same bytes (safetensors alone orders its metadata at random)."""
+    expected = (exported["dir"] / "weights.safetensors").read_bytes()
+    for attempt in range(8):
+        write_weights(tmp_path / f"weights{attempt}.safetensors", exported["spec"], exported["payload"])
+        assert (tmp_path / f"weights{attempt}.safetensors").read_bytes() == expected
 
 
 def test_tampered_or_incomplete_bundle_is_refused(exported, tmp_path):
@@ -350,7 +366,7 @@ def test_predict_matches_torch(exported, model, ways, shots):
     with torch.no_grad():
         expected = forward(spec, [p[None] for p in params], torch.from_numpy(images)[None])[0]
         # the exported graphs' plain single-model forward is training's grouped forward with G = 1
-        single = export.single_forward(spec, params, torch.from_numpy(images))
+        single = single_forward(spec, params, torch.from_numpy(images))
         torch.testing.assert_close(single, expected, atol=1e-5, rtol=1e-5)
     assert logits.shape == probabilities.shape == (len(images), ways)
     np.testing.assert_allclose(logits, expected.numpy(), atol=1e-5, rtol=1e-5)
@@ -412,7 +428,7 @@ def evaluate_procedure(spec, model, support, labels, queries, steps, lr, transdu
     """training/evaluate.py's fine-tuning and prediction for one task, with probabilities."""
     ways = int(labels.max()) + 1
     params, v = torch_state(model, ways)
-    params, v = _grouped(params, 1), _grouped(v, 1)
+    params, v = grouped(params, 1), grouped(v, 1)
     support_t, queries_t = torch.from_numpy(support)[None], torch.from_numpy(queries)[None]
     if order is None:
         order = np.tile(np.arange(len(labels)), (steps, 1, 1))

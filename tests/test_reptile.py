@@ -1,48 +1,25 @@
 """The batched meta-iteration is the same algorithm as the plain per-task loop."""
 
-import numpy as np
 import pytest
 import torch
+from helpers import DEVICES, SPEC, make_state, make_tasks
 
-from training.model import ModelSpec, forward, init_params
-from training.reptile import InnerAdam, MetaState, meta_step, per_task_meta_step
-from training.tasks import minibatch_order
-
-SPEC = ModelSpec(ways=3, filters=8)
-# The CUDA variants run where a GPU is (benchmarks/gpu_check.sh on a lent machine); CI has none.
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
-]
-
-
-def _state(seed: int, device="cpu") -> MetaState:
-    generator = torch.Generator().manual_seed(seed)
-    params = init_params(SPEC, generator, torch.float64)
-    v = [torch.rand(p.shape, dtype=torch.float64, generator=generator) * 1e-3 for p in params]
-    return MetaState([p.to(device) for p in params], [x.to(device) for x in v], 7)
-
-
-def _tasks(seed: int, tasks=4, shots=2, device="cpu"):
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(tasks, SPEC.ways * shots, 1, 28, 28, dtype=torch.float64, generator=generator)
-    labels = torch.arange(SPEC.ways).repeat_interleave(shots).repeat(tasks, 1)
-    order = minibatch_order(np.random.default_rng(seed), tasks, SPEC.ways * shots, batch=4, iters=3)
-    return images.to(device), labels.to(device), order
+from training.model import forward, init_params
+from training.reptile import InnerAdam, meta_step, per_task_meta_step
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("algorithm", ["reptile", "fomaml"])
 @pytest.mark.parametrize("carry", [True, False])
 def test_batched_equals_per_task_loop_in_float64(algorithm, carry, device):
-    batched, looped = _state(0, device), _state(0, device)
+    batched, looped = make_state(0, device), make_state(0, device)
     for iteration in range(3):
-        images, labels, order = _tasks(iteration, device=device)
+        images, labels, order = make_tasks(iteration, device=device)
         meta_step(SPEC, InnerAdam(0.01), batched, images, labels, order, 0.5, algorithm, carry)
         per_task_meta_step(SPEC, InnerAdam(0.01), looped, images, labels, order, 0.5, algorithm, carry)
     for tensor in batched.params + batched.adam_v + looped.params + looped.adam_v:
         assert tensor.device.type == device  # nothing fell back to the CPU
-    moved = max(float((a - b).abs().max()) for a, b in zip(batched.params, _state(0, device).params, strict=False))
+    moved = max(float((a - b).abs().max()) for a, b in zip(batched.params, make_state(0, device).params, strict=False))
     assert moved > 1e-3  # the parameters really changed
     for a, b in zip(batched.params + batched.adam_v, looped.params + looped.adam_v, strict=False):
         assert float((a - b).abs().max()) <= 1e-9
@@ -52,7 +29,9 @@ def test_batched_equals_per_task_loop_in_float64(algorithm, carry, device):
 def test_grouped_forward_equals_separate_models():
     params = [
         torch.stack(ps)
-        for ps in zip(*(init_params(SPEC, torch.Generator().manual_seed(s), torch.float64) for s in range(3)), strict=False)
+        for ps in zip(
+            *(init_params(SPEC, torch.Generator().manual_seed(s), torch.float64) for s in range(3)), strict=False
+        )
     ]
     images = torch.rand(3, 5, 1, 28, 28, dtype=torch.float64)
     together = forward(SPEC, params, images)
@@ -73,8 +52,8 @@ def test_inner_adam_matches_the_tensorflow_rule():
 
 
 def test_sequential_state_passes_adam_state_from_task_to_task():
-    mean_state, sequential = _state(1), _state(1)
-    images, labels, order = _tasks(5)
+    mean_state, sequential = make_state(1), make_state(1)
+    images, labels, order = make_tasks(5)
     per_task_meta_step(SPEC, InnerAdam(0.01), mean_state, images, labels, order, 1.0)
     per_task_meta_step(SPEC, InnerAdam(0.01), sequential, images, labels, order, 1.0, sequential_state=True)
     assert sequential.adam_t == 7 + 4 * 3  # the reference counts every inner step of every task
@@ -89,8 +68,8 @@ def test_all_reduce_path_runs_on_the_device_backend(device, tmp_path):
     nccl cannot put two ranks on one GPU, so this is its check on a one-GPU machine."""
     import torch.distributed as dist
 
-    alone, grouped = _state(2, device), _state(2, device)
-    images, labels, order = _tasks(6, device=device)
+    alone, grouped = make_state(2, device), make_state(2, device)
+    images, labels, order = make_tasks(6, device=device)
     meta_step(SPEC, InnerAdam(0.01), alone, images, labels, order, 0.5)
     dist.init_process_group(
         "nccl" if device == "cuda" else "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
@@ -119,11 +98,11 @@ def test_forward_with_interleaved_batches_equals_separate_batches():
 def test_non_transductive_prediction_is_one_batch_per_query():
     """Each query is predicted in a batch with its task's support set and no other query."""
     from training.evaluate import predict_queries
-    from training.reptile import _grouped
+    from training.reptile import grouped
 
     generator = torch.Generator().manual_seed(3)
     params = [
-        p + 0.1 * torch.randn(p.shape, dtype=p.dtype, generator=generator) for p in _grouped(_state(1).params, 4)
+        p + 0.1 * torch.randn(p.shape, dtype=p.dtype, generator=generator) for p in grouped(make_state(1).params, 4)
     ]  # four tasks with different weights
     support = torch.rand(4, 6, 1, 28, 28, dtype=torch.float64, generator=generator)
     queries = torch.rand(4, 3, 1, 28, 28, dtype=torch.float64, generator=generator)

@@ -1,11 +1,11 @@
-"""The FastAPI server (issue 4) through FastAPI's test client: every route, every bad-input class,
-the pool's 503 and time limit, headers, static files, templates, and parity with the bundle."""
+"""The FastAPI server through FastAPI's test client: every route, every bad-input class, the pool's
+503 and time limit, headers, static files, templates, and parity with the bundle."""
 
 import asyncio
 import base64
 import concurrent.futures
-import io
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
+from server_helpers import drawing, make_web_dir, png_bytes
 
 from server.app import create_app
 from server.config import DEFAULT_MODEL, Settings
@@ -26,23 +27,6 @@ PREVIEW_WARNING = json.loads((BUNDLE / "model.json").read_text()).get("warning")
 
 
 # ---------------------------------------------------------------------------- drawings
-def png_bytes(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def drawing(seed: int, size: int = 105, mode: str = "L") -> bytes:
-    """A random 'character': a few thick dark strokes on white, like a canvas export."""
-    rng = np.random.default_rng(seed)
-    image = Image.new(mode, (size, size), "white")
-    draw = ImageDraw.Draw(image)
-    for _ in range(3):
-        points = [tuple(int(v) for v in rng.integers(size // 8, size - size // 8, 2)) for _ in range(3)]
-        draw.line(points, fill="black", width=max(2, size // 25))
-    return png_bytes(image)
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -65,42 +49,9 @@ def array_image(seed: int) -> list:
 
 
 # ---------------------------------------------------------------------------- fixtures
-def make_web_dir(root: Path, templates: bool = False) -> Path:
-    """A stand-in for web/: a script, a stylesheet, an image, a service worker, a fake onnxruntime-web."""
-    web = root / "web"
-    (web / "js").mkdir(parents=True)
-    (web / "css").mkdir()
-    (web / "js" / "app.js").write_text("export const answer = 42;\n" + "// padding\n" * 300)
-    (web / "js" / "worker.mjs").write_text("self.onmessage = () => {};\n")
-    (web / "css" / "app.css").write_text("body { margin: 0 }\n" * 200)
-    (web / "icon.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
-    (web / "icon.png").write_bytes(drawing(1, size=16))
-    (web / "sw.js").write_text("self.addEventListener('fetch', () => {});\n")
-    (web / "secret.py").write_text("not servable\n")
-    (web / ".hidden.js").write_text("hidden\n")
-    dist = web / "node_modules" / "onnxruntime-web" / "dist"
-    dist.mkdir(parents=True)
-    (dist / "ort.wasm.min.mjs").write_text("export default {};\n" * 100)
-    (dist / "ort-wasm-simd-threaded.wasm").write_bytes(b"\0asm\x01\0\0\0" + bytes(5000))
-    (dist / "ort.webgl.min.js").write_text("// not the wasm build\n")
-    (web / "node_modules" / "onnxruntime-web" / "package.json").write_text("{}")
-    tpl = web / "templates"
-    tpl.mkdir()
-    (tpl / "partial.html").write_text("private template source {{ secret }}\n")
-    if templates:
-        (tpl / "index.html").write_text(
-            "WEB-INDEX model={{ model.name }} warning={{ model.warning }} classes={{ settings.classes }} "
-            "shots={{ settings.shots }} mode={{ settings.mode }} theme={{ settings.theme }} embed={{ embed }} "
-            "base={{ base_url }} app={{ asset('web/js/app.js') }} ort={{ asset('vendor/onnxruntime-web/ort.wasm.min.mjs') }} "
-            "oembed={{ oembed_url }}"
-        )
-        (tpl / "embed.html").write_text("WEB-EMBED embed={{ embed }} theme={{ settings.theme }}")
-    return web
-
-
 @pytest.fixture(scope="module")
 def web_dir(tmp_path_factory):
-    return make_web_dir(tmp_path_factory.mktemp("web"), templates=False)
+    return make_web_dir(tmp_path_factory.mktemp("web"))
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +156,10 @@ def test_parity_with_the_bundle_at_default_steps(client):
     out = r.json()
     bundle = load_bundle(BUNDLE)
     assert out["steps"] == bundle.defaults["steps"]
-    prep = lambda item: to_model_input(decode_png_ink(base64.b64decode(item["image"])))
+
+    def prep(item):
+        return to_model_input(decode_png_ink(base64.b64decode(item["image"])))
+
     support = np.stack([prep(s) for s in body["support"]])
     labels = np.array([s["label"] for s in body["support"]])
     queries = np.stack([prep(q) for q in body["query"]])
@@ -523,19 +477,21 @@ def test_pool_runs_jobs_concurrently_and_survives_errors():
 
 
 # ---------------------------------------------------------------------------- pages and templates
-def test_pages_fall_back_to_server_templates(client):
+def test_pages_render_the_web_templates(client):
     for path, marker in (("/", "Reptile few-shot demo"), ("/embed", "embedded")):
         r = client.get(path)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert marker in r.text
         if PREVIEW_WARNING:
             assert PREVIEW_WARNING in r.text  # the warning is shown
-        assert "application/json+oembed" in r.text and 'rel="alternate"' in r.headers["link"]
+        # oEmbed discovery: the Link header on both pages, and a <link> in the full page's head
+        assert "application/json+oembed" in r.headers["link"] and 'rel="alternate"' in r.headers["link"]
         assert "<script>" not in r.text and "private template source" not in r.text
+    assert "application/json+oembed" in client.get("/").text
 
 
 def test_pages_use_web_templates_with_the_contract(tmp_path):
-    web = make_web_dir(tmp_path, templates=True)
+    web = make_web_dir(tmp_path, contract_templates=True)
     app = create_app(Settings(web_dir=web, workers=1))
     with TestClient(app) as c:
         r = c.get("/?classes=4&shots=2&mode=server&theme=dark&utm_source=x")
@@ -733,19 +689,19 @@ def test_static_refuses_what_it_must_not_serve(client):
 
 def test_vendor_missing_runtime_says_so(tmp_path):
     web = tmp_path / "web"
-    web.mkdir()
+    shutil.copytree(ROOT / "web" / "templates", web / "templates")
     app = create_app(Settings(web_dir=web, workers=1))
     with TestClient(app) as c:
         assert_error(c.get("/vendor/onnxruntime-web/ort.wasm.min.mjs"), 404, "not installed", "npm ci")
         assert_error(c.get("/sw.js"), 404, "service worker")
-        assert c.get("/").status_code == 200  # no web/templates: the server's fallback
+        assert c.get("/").status_code == 200  # the page itself renders without the runtime
 
 
 def test_real_onnxruntime_web_if_installed():
     dist = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
     if not dist.is_dir():
         pytest.skip("web/node_modules/onnxruntime-web is not installed")
-    from server.app import ORT_FILES
+    from server.state import ORT_FILES
 
     shipped = [f for f in ORT_FILES if (dist / f).is_file()]
     assert "ort-wasm-simd-threaded.wasm" in shipped and "ort.wasm.min.mjs" in shipped
@@ -758,8 +714,6 @@ def test_real_onnxruntime_web_if_installed():
 
 # ---------------------------------------------------------------------------- a broken bundle
 def test_broken_bundle_is_not_ready(tmp_path, web_dir):
-    import shutil
-
     broken = tmp_path / "broken"
     shutil.copytree(BUNDLE, broken)
     (broken / "predict.onnx").write_bytes(b"tampered")
@@ -774,8 +728,6 @@ def test_broken_bundle_is_not_ready(tmp_path, web_dir):
 
 
 def test_other_bundles_are_served_by_name(tmp_path, web_dir):
-    import shutil
-
     models = tmp_path / "models"
     shutil.copytree(BUNDLE, models / "other")
     app = create_app(Settings(models_dir=models, web_dir=web_dir, workers=1))
@@ -785,8 +737,6 @@ def test_other_bundles_are_served_by_name(tmp_path, web_dir):
 
 
 def test_a_preview_bundle_is_labelled_everywhere(tmp_path):
-    import shutil
-
     bundle = tmp_path / "preview"
     shutil.copytree(BUNDLE, bundle)
     manifest = json.loads((bundle / "model.json").read_text())
@@ -805,7 +755,6 @@ def test_a_preview_bundle_is_labelled_everywhere(tmp_path):
 
 def test_page_states_the_measured_accuracy(tmp_path):
     import re
-    import shutil
 
     bundle = tmp_path / "measured"
     shutil.copytree(BUNDLE, bundle)
@@ -877,7 +826,7 @@ def test_server_never_imports_torch_or_training():
 
 
 def test_the_documented_example_request_works(client):
-    from server.adapt import EXAMPLE_REQUEST
+    from server.adapt_request import EXAMPLE_REQUEST
 
     schema = client.get("/openapi.json").json()
     assert schema["components"]["schemas"]["AdaptRequest"]["examples"] == [EXAMPLE_REQUEST]

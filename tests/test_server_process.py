@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_server import drawing, make_web_dir
+from server_helpers import drawing, make_web_dir
 
 from server.config import DEFAULT_MODEL, Settings, SettingsError, settings_from_env
 

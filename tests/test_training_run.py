@@ -2,7 +2,6 @@
 short real run on the shared Omniglot data that must learn (CI's check that the algorithm works)."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -12,23 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_reptile import DEVICES
-
-ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["--filters", "16", "--eval-tasks", "4", "--no-progress", "--seed", "3"]
-
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-
-
-def _python(*args, timeout=600, **kwargs):
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout, **kwargs
-    )
-
-
-def _run(args, **kwargs):
-    return _python("-m", "training", *args, **kwargs)
+from helpers import DEVICES, ENV, ROOT, SMALL, metrics_without_times, run_cli
 
 
 def _final(out: Path) -> dict:
@@ -48,7 +31,7 @@ def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
         "200",
         *SMALL,
     ]
-    assert _run([*args, "--out", str(tmp_path / "whole")]).returncode == 0
+    assert run_cli([*args, "--out", str(tmp_path / "whole")]).returncode == 0
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
@@ -66,16 +49,14 @@ def test_killed_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_dir):
     killed_at = _final(killed)["iteration"]
     assert killed_at < 400
 
-    resumed = _run([*args, "--out", str(killed), "--resume"])
+    resumed = run_cli([*args, "--out", str(killed), "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     whole, again = _final(tmp_path / "whole"), _final(killed)
     assert again["iteration"] == whole["iteration"] == 400
     for a, b in zip(whole["params"] + whole["adam_v"], again["params"] + again["adam_v"], strict=False):
         assert torch.equal(a, b)
     assert whole["adam_t"] == again["adam_t"] and whole["rng"] == again["rng"]
-    rows = lambda out: [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rs]
-    assert strip(rows(killed)) == strip(rows(tmp_path / "whole"))
+    assert metrics_without_times(killed) == metrics_without_times(tmp_path / "whole")
     assert (killed / "learning_curve.png").stat().st_size > 1000
     config = json.loads((killed / "config.json").read_text())
     assert config["config"]["meta_iters"] == 400 and "omniglot_zip_sha256" in config
@@ -97,7 +78,7 @@ def test_two_processes_give_the_same_result_as_one(tmp_path, omniglot_dir):
         "1000",
         *SMALL,
     ]
-    one = _run([*args, "--out", str(tmp_path / "one")])
+    one = run_cli([*args, "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
         [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "training", *args, "--out", str(tmp_path / "two")],
@@ -136,7 +117,7 @@ def _initial_params():
 def test_bad_flags_get_a_one_line_error_naming_the_flag(tmp_path, flags, message):
     if flags == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    result = _run(["train", "--out", str(tmp_path / "run"), *flags])
+    result = run_cli(["train", "--out", str(tmp_path / "run"), *flags])
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -154,10 +135,10 @@ def test_existing_run_needs_resume_and_the_same_config(tmp_path, omniglot_dir):
         "1000",
         *SMALL,
     ]
-    assert _run(args).returncode == 0
-    again = _run(args)
+    assert run_cli(args).returncode == 0
+    again = run_cli(args)
     assert again.returncode == 2 and "pass --resume" in again.stderr and "Traceback" not in again.stderr
-    changed = _run([*args, "--resume", "--lr", "0.5"])
+    changed = run_cli([*args, "--resume", "--lr", "0.5"])
     assert changed.returncode == 2 and "different config" in changed.stderr
 
 
@@ -166,7 +147,7 @@ def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device)
     """A few hundred meta-iterations of the real 5-way preset on the real data, then 5-way 1-shot
     evaluation on held-out characters: chance is 20 %; a broken algorithm stays near it."""
     out = tmp_path / "run"
-    trained = _run(
+    trained = run_cli(
         [
             "train",
             "--preset",
@@ -190,7 +171,7 @@ def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device)
     assert bool(session.get("gpu")) == (device == "cuda")  # a GPU session names its card
     assert session["cuda_graph"] == (device == "cuda")  # a GPU replays the inner loop as a CUDA graph
     report = tmp_path / "eval.json"
-    evaluated = _run(
+    evaluated = run_cli(
         [
             "evaluate",
             "--checkpoint",
@@ -220,10 +201,10 @@ def test_short_real_run_learns_well_above_chance(tmp_path, omniglot_dir, device)
 
 
 def test_more_cuda_processes_than_gpus_get_a_clear_error(monkeypatch):
-    from training.train import _distributed
+    from training.train import init_distributed
 
     gpus = torch.cuda.device_count()
     monkeypatch.setenv("WORLD_SIZE", str(gpus + 2))
     monkeypatch.setenv("LOCAL_RANK", str(gpus))  # the process that finds no GPU of its own
     with pytest.raises(ValueError, match="needs one GPU per process"):
-        _distributed("cuda")
+        init_distributed("cuda")

@@ -32,7 +32,7 @@ def tags(html: str) -> list:
 
 
 def test_examples_are_held_out_and_reproducible(omniglot_dir):
-    from demo_static.examples import build, held_out_names
+    from tools.examples import build, held_out_names
 
     committed = json.loads(EXAMPLES.read_text())
     assert EXAMPLES.stat().st_size < 80_000  # committed example files stay small
@@ -116,7 +116,7 @@ def test_static_export(tmp_path):
         assert name in written and (site / name).is_file(), name
     assert not any(name.startswith("web/templates") or "node_modules" in name for name in written)
     index = (site / "index.html").read_text()
-    for tag, attrs in tags(index):
+    for _tag, attrs in tags(index):
         for key in ("src", "href"):
             url = attrs.get(key)
             if url and not url.startswith("#"):

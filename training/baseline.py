@@ -25,24 +25,20 @@ Resuming: the checkpoint also holds, under "joint", the full 4,800-way parameter
 state; with the numpy RNG state (in the standard fields) a resumed run continues bit for bit.
 """
 
-import json
-import os
-import platform
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, write_atomic_text
+from .checkpoint import save_checkpoint
 from .data import load_task_data
 from .model import ModelSpec, forward, init_params
-from .presets import Config
+from .presets import OPERATIONAL_FIELDS, Config
 from .reptile import MetaState
+from .run_folder import RunFolder, Stopwatch, due, last_step, machine, progress_bar
 from .tasks import to_tensor
-from .train import METRICS_NAME, live_eval, model_spec
+from .train import live_eval, model_spec
 
 # Defaults, chosen for CPU time rather than parity: 20,000 steps x 64 images = 1.28 M example
 # gradients, about 13 passes over the 96,000 training images (4,800 classes x 20 drawings). On the
@@ -57,8 +53,6 @@ DEFAULT_LR = 1e-3  # Adam's usual step size; constant, no schedule
 DEFAULT_EVAL_INTERVAL = 5_000  # each live estimate fine-tunes 2 x eval_tasks tasks: ~1.5-2 min here
 DEFAULT_CHECKPOINT_INTERVAL = 1_000
 LOG_INTERVAL = 100
-# What a resumed run may change: how often it estimates accuracy and checkpoints, and on how many tasks.
-OPERATIONAL = ("eval_interval", "eval_tasks", "checkpoint_interval")
 
 
 def evaluation_state(config: Config, params: list) -> MetaState:
@@ -69,11 +63,10 @@ def evaluation_state(config: Config, params: list) -> MetaState:
     return MetaState.fresh(body + head)
 
 
-def _read_rows(path: Path, upto: int) -> list:
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["step"] <= upto]
+def _kept_on_resume(config: Config, joint_settings: dict) -> dict:
+    """The settings a resumed run may not change; joint training's are prefixed ("lr" is in both)."""
+    kept = {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL_FIELDS}
+    return kept | {f"joint {k}": v for k, v in joint_settings.items()}
 
 
 def train_joint(
@@ -101,8 +94,7 @@ def train_joint(
     metrics.jsonl: every log_interval steps the mean loss and accuracy on the training batches
     since the previous row; every eval_interval steps (and at the end) few-shot accuracy after
     fine-tuning on eval_tasks tasks of training and of held-out characters (as train.py)."""
-    out_dir = Path(out_dir)
-    checkpoint_path = out_dir / CHECKPOINT_NAME
+    folder = RunFolder(out_dir)
     config = config.updated(algorithm="joint", eval_interval=eval_interval, checkpoint_interval=checkpoint_interval)
     spec = model_spec(config)
     settings = {
@@ -112,22 +104,14 @@ def train_joint(
         "optimizer": "Adam",
         "sampling": "uniform over all training images, with replacement",
     }
-    payload = None
-    if resume and checkpoint_path.exists():
-        payload = load_checkpoint(checkpoint_path)
+    payload = folder.saved_checkpoint(resume)
+    if payload is not None:
         if "joint" not in payload:
-            raise ValueError(f"--resume: {checkpoint_path} is not a joint-training (baseline) checkpoint")
-        joint_keys = lambda d: {f"joint {k}": v for k, v in d.items()}  # "lr" is in both
-        saved = {**Config.from_dict(payload["config"]).to_dict(), **joint_keys(payload["joint"]["settings"])}
-        wanted = {**config.to_dict(), **joint_keys(settings)}
-        changed = sorted(k for k, v in wanted.items() if k not in OPERATIONAL and saved.get(k) != v)
-        if changed:
-            raise ValueError(
-                f"--resume: {checkpoint_path} was made with a different config "
-                f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); use the same flags"
-            )
-    elif checkpoint_path.exists():
-        raise ValueError(f"--out {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+            raise ValueError(f"--resume: {folder.checkpoint} is not a joint-training (baseline) checkpoint")
+        folder.check_same_settings(
+            _kept_on_resume(Config.from_dict(payload["config"]), payload["joint"]["settings"]),
+            _kept_on_resume(config, settings),
+        )
 
     data = load_task_data(config.dataset, data_dir, config.seed)
     train_images = data.meta_train.images  # uint8 [classes, drawings, C, H, W]
@@ -138,7 +122,7 @@ def train_joint(
     if payload is not None:
         joint = payload["joint"]
         if joint["spec"] != joint_spec.to_dict():
-            raise ValueError(f"--resume: {checkpoint_path} was trained on a different set of classes")
+            raise ValueError(f"--resume: {folder.checkpoint} was trained on a different set of classes")
         params = [p.clone().requires_grad_() for p in joint["params"]]
         optimizer = torch.optim.Adam(params, lr=lr)
         optimizer.load_state_dict(joint["optimizer"])
@@ -153,38 +137,23 @@ def train_joint(
         start, elapsed = 0, 0.0
         loss_sum, correct, seen = 0.0, 0, 0
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / METRICS_NAME
-    write_atomic_text(metrics_path, "".join(json.dumps(row) + "\n" for row in _read_rows(metrics_path, start)))
-    (out_dir / "config.json").write_text(
-        json.dumps(
-            {
-                "config": config.to_dict(),
-                "model": spec.to_dict(),
-                "joint_model": joint_spec.to_dict(),
-                "baseline": {"steps": steps, **settings, "images": int(flat_images.shape[0])},
-                "command": command,
-                "device": "cpu",
-                "processes": 1,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
-                "threads": torch.get_num_threads(),
-                **data.provenance,
-            },
-            indent=2,
-        )
-    )
-    (out_dir / "test_classes.txt").write_text("\n".join(data.test_classes) + "\n")
+    run = {
+        "config": config.to_dict(),
+        "model": spec.to_dict(),
+        "joint_model": joint_spec.to_dict(),
+        "baseline": {"steps": steps, **settings, "images": int(flat_images.shape[0])},
+        "command": command,
+        "device": "cpu",
+        "processes": 1,
+        **machine(),
+        **data.provenance,
+    }
+    folder.begin(start, "step", run, data.test_classes)
 
-    end = min(steps, stop_after) if stop_after is not None else steps
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc="joint-train", unit="step", file=sys.stderr, dynamic_ncols=True)
-    clock = time.perf_counter()
-    with open(metrics_path, "a") as metrics:
+    end = last_step(steps, stop_after)
+    bar = progress_bar(steps, start, "joint-train", "step") if progress else None
+    elapsed_s = Stopwatch(elapsed)
+    with folder.metrics_log() as metrics:
         for step in range(start, end):
             index = rng.integers(0, flat_images.shape[0], batch_size)
             images = to_tensor(flat_images[index])[None]
@@ -199,17 +168,17 @@ def train_joint(
             seen += batch_size
             done = step + 1
             row = None
-            if done % log_interval == 0 or done == steps:
+            if due(done, log_interval, steps):
                 row = {
                     "step": done,
                     "loss": loss_sum / seen,
                     "batch_accuracy": correct / seen,
-                    "elapsed_s": elapsed + time.perf_counter() - clock,
+                    "elapsed_s": elapsed_s(),
                 }
                 loss_sum, correct, seen = 0.0, 0, 0
                 if bar:
                     bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if done % config.eval_interval == 0 or done == steps:
+            if due(done, config.eval_interval, steps):
                 row = (row or {"step": done}) | live_eval(spec, config, evaluation_state(config, params), data, done)
                 if bar:
                     bar.set_postfix(
@@ -218,19 +187,18 @@ def train_joint(
                         test=f"{row['test_accuracy']:.3f}",
                     )
             if row:
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
+                metrics.write(row)
             if bar:
                 bar.update(1)
-            if done % config.checkpoint_interval == 0 or done == end:
+            if due(done, config.checkpoint_interval, end):
                 save_checkpoint(
-                    checkpoint_path,
+                    folder.checkpoint,
                     config=config.to_dict(),
                     spec=spec.to_dict(),
                     state=evaluation_state(config, params),
                     iteration=done,
                     rng=rng,
-                    elapsed_s=elapsed + time.perf_counter() - clock,
+                    elapsed_s=elapsed_s(),
                     extra={
                         "joint": {
                             "settings": settings,

@@ -11,7 +11,7 @@ stays eager, shared with meta_step. tests/test_cuda_graph.py checks it equals me
 import torch
 
 from .model import ModelSpec
-from .reptile import InnerAdam, MetaState, _grouped, apply_meta_update, inner_loop
+from .reptile import InnerAdam, MetaState, apply_meta_update, grouped, inner_loop
 
 
 class GraphedMetaStep:
@@ -71,8 +71,8 @@ class GraphedMetaStep:
 
     def _inner_loops(self):
         groups = self.images.shape[0]
-        params = _grouped(self.theta, groups)
-        v = _grouped(self.v_in, groups) if self.carry_state else [torch.zeros_like(p) for p in params]
+        params = grouped(self.theta, groups)
+        v = grouped(self.v_in, groups) if self.carry_state else [torch.zeros_like(p) for p in params]
         with torch.enable_grad():
             final, before_last, losses = inner_loop(
                 self.spec, self.adam, params, v, self.t, self.images, self.labels, self.order

@@ -7,31 +7,14 @@ transductive = all queries in one batch; non-transductive = each query in a batc
 support set (BatchNorm uses batch statistics, so this is what stops queries informing each other).
 """
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from .model import ModelSpec, forward
-from .reptile import InnerAdam, MetaState, _grouped, inner_loop
+from .reptile import InnerAdam, MetaState, grouped, inner_loop
+from .scores import MODE_NAMES, EvalResult, summarize
 from .tasks import TaskSampler, flatten_task, minibatch_order, to_tensor
 
-
-@dataclass
-class EvalResult:
-    accuracy: float  # mean over tasks
-    ci95: float  # half-width of the 95 % confidence interval of the mean
-    tasks: int
-
-    def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "ci95": self.ci95, "tasks": self.tasks}
-
-    def __str__(self) -> str:
-        return f"{100 * self.accuracy:.2f} ± {100 * self.ci95:.2f} % ({self.tasks} tasks)"
-
-
-MODE_NAMES = {False: "non_transductive", True: "transductive"}
 # Tasks fine-tuned together on a CPU: ten tasks' activations stay in its caches. Measured on 20-way
 # 5-shot, 2 threads: 260 ms a task in tens, 416 ms with a whole chunk of 100. A GPU takes the chunk.
 CPU_TASKS_AT_ONCE = 10
@@ -102,9 +85,9 @@ def evaluate_modes(
         for part in range(0, groups, at_once):  # the chunk's tasks and draws, computed in parts
             tasks_here = slice(part, part + at_once)
             size = min(at_once, groups - part)
-            params = _grouped([p.detach() for p in state.params], size)
+            params = grouped([p.detach() for p in state.params], size)
             if use_adam_state:
-                v, t = _grouped(state.adam_v, size), state.adam_t
+                v, t = grouped(state.adam_v, size), state.adam_t
             else:
                 v, t = [torch.zeros_like(p) for p in params], 0
             params, _, _ = inner_loop(
@@ -123,12 +106,7 @@ def evaluate_modes(
             )
         if progress:
             progress(groups)
-    return {mode: _summary(np.array(scores)) for mode, scores in correct.items()}
-
-
-def _summary(per_task: np.ndarray) -> EvalResult:
-    ci = 1.96 * per_task.std(ddof=1) / math.sqrt(len(per_task)) if len(per_task) > 1 else float("nan")
-    return EvalResult(float(per_task.mean()), float(ci), len(per_task))
+    return {mode: summarize(scores) for mode, scores in correct.items()}
 
 
 def evaluate(

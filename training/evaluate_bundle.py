@@ -5,17 +5,23 @@ whole support set as the batch at every step, Adam continuing from the carried s
 prediction both ways from the same fine-tuned weights -- non-transductive (each query in one batch
 with the support set) and transductive (all queries in one batch). Tasks are drawn from the
 characters listed in the bundle's own test_classes.txt, found by name in the dataset, so the
-figure can be re-measured by anyone from the bundle and the Omniglot zips alone.
+figure can be re-measured by anyone from the bundle and the Omniglot zips alone. evaluate_settings
+runs the `evaluate-bundle` command: several settings, one process each when asked (the same figures).
 """
 
+import contextlib
+import multiprocessing
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 
 from bundle import Bundle
 
-from .evaluate import MODE_NAMES, _summary
+from .scores import MODE_NAMES, summarize
 from .tasks import TaskSampler
 
 MODES = {name: transductive for transductive, name in MODE_NAMES.items()}  # name -> transductive
@@ -63,7 +69,7 @@ def score_task(bundle: Bundle, images: np.ndarray) -> dict:
 def evaluate_bundle(
     bundle: Bundle, sampler: TaskSampler, rng: np.random.Generator, *, ways: int, shots: int, tasks: int, progress=None
 ) -> dict:
-    """-> {mode: training.evaluate.EvalResult} over `tasks` random tasks (the same tasks for both modes)."""
+    """-> {mode: training.scores.EvalResult} over `tasks` random tasks (the same tasks for both modes)."""
     scores = {mode: [] for mode in MODES}
     for _ in range(tasks):
         images, _ = sampler.sample(rng, 1, ways, shots + 1)
@@ -71,7 +77,7 @@ def evaluate_bundle(
             scores[mode].append(score)
         if progress:
             progress(1)
-    return {mode: _summary(np.array(values)) for mode, values in scores.items()}
+    return {mode: summarize(values) for mode, values in scores.items()}
 
 
 def setting_rng(seed: int, ways: int, shots: int) -> np.random.Generator:
@@ -98,6 +104,90 @@ def evaluate_setting(
         tasks=tasks,
         progress=progress,
     )
+
+
+def _result_with_progress(future, progress_queue, bars: dict):
+    """A worker's result, moving the progress bars with what the workers report meanwhile."""
+    while True:
+        finished = future.done()  # read before draining, so the last reports are drained too
+        while progress_queue is not None:
+            try:
+                setting, done = progress_queue.get_nowait()
+            except Empty:
+                break
+            bars[setting].update(done)
+        if finished:
+            return future.result()
+        wait([future], timeout=0.5)
+
+
+def evaluate_settings(
+    bundle: Bundle,
+    settings: list,
+    *,
+    data_dir=None,
+    seed: int = 1,
+    tasks: int,
+    jobs: int = 1,
+    show_progress: bool = True,
+    on_result=None,
+    record_command: str | None = None,
+) -> dict:
+    """evaluate_bundle for each (ways, shots) in `settings`, `jobs` of them at once in processes of their own
+    (the same tasks and results as one process) -> {(ways, shots): {mode: EvalResult}}.
+
+    on_result(ways, shots, {mode: EvalResult}) is called as each setting's figures are known, while the
+    progress bars are on stderr (write with tqdm.write). With record_command, the figures and that
+    command go into the bundle's model.json and MODEL_CARD.md."""
+    from tqdm import tqdm
+
+    sampler = test_sampler(bundle, data_dir)
+    started = time.perf_counter()
+    results = {}
+    with contextlib.ExitStack() as stack:
+        futures = progress_queue = None
+        bars = {}
+        if show_progress:
+            bars = {
+                (ways, shots): stack.enter_context(
+                    tqdm(total=tasks, desc=f"{ways}-way {shots}-shot", unit="task", file=sys.stderr, position=i)
+                )
+                for i, (ways, shots) in enumerate(settings)
+            }
+        if jobs > 1 and len(settings) > 1:
+            # spawn, not fork: this process already holds onnxruntime sessions and their threads
+            context = multiprocessing.get_context("spawn")
+            pool = stack.enter_context(ProcessPoolExecutor(min(jobs, len(settings)), mp_context=context))
+            if bars:  # the workers report tasks done through a queue, so every setting's bar moves
+                progress_queue = stack.enter_context(context.Manager()).Queue()
+            futures = {
+                (ways, shots): pool.submit(
+                    evaluate_setting, bundle.path, data_dir, seed, ways, shots, tasks, progress_queue
+                )
+                for ways, shots in settings
+            }
+        for ways, shots in settings:
+            if futures:
+                results[ways, shots] = _result_with_progress(futures[ways, shots], progress_queue, bars)
+            else:
+                bar = bars.get((ways, shots))
+                results[ways, shots] = evaluate_bundle(
+                    bundle,
+                    sampler,
+                    setting_rng(seed, ways, shots),
+                    ways=ways,
+                    shots=shots,
+                    tasks=tasks,
+                    progress=bar.update if bar else None,
+                )
+            if on_result:
+                on_result(ways, shots, results[ways, shots])
+    if record_command is not None:
+        record = accuracy_record(
+            bundle, results, seed=seed, command=record_command, wall_s=time.perf_counter() - started
+        )
+        record_accuracy(bundle.path, record)
+    return results
 
 
 def accuracy_record(bundle: Bundle, results: dict, *, seed: int, command: str, wall_s: float) -> dict:
@@ -134,7 +224,7 @@ def record_accuracy(bundle_dir: Path, accuracy: dict) -> None:
     """Write `accuracy` into the bundle's model.json and regenerate MODEL_CARD.md (its sha256 too)."""
     import json
 
-    from .export import MANIFEST_FILE, write_card_and_manifest
+    from bundle import MANIFEST_FILE, write_card_and_manifest
 
     manifest = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text())
     manifest["accuracy"] = accuracy

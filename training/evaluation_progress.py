@@ -1,6 +1,6 @@
 """A long evaluation's progress on disk (`evaluate --partial FILE`), so that an interrupted one
 continues where it stopped instead of starting again: 10,000 tasks of 20-way 5-shot take hours
-on a CPU, longer than a session may last.
+on a CPU, long enough that the process may be stopped before it ends.
 
 The file holds the settings it was started with (`key`) and, per split, what
 training.evaluate.evaluate_modes hands to its on_chunk callback (the task generator's state and
@@ -12,10 +12,12 @@ figures differ by float rounding at most), so the file lists every device that c
 import json
 from pathlib import Path
 
-from .checkpoint import write_atomic_text
+from bundle.files import write_atomic
 
 
 class EvaluationProgress:
+    """The progress file of one evaluation: its settings, the devices it ran on, and each split's progress."""
+
     def __init__(self, path: Path, key: dict, device: str):
         """Opens `path` if it exists (it must have been started with the same `key`), else starts empty.
         Raises ValueError when the file is not one of these or was started with other settings."""
@@ -55,8 +57,8 @@ class EvaluationProgress:
         return save
 
     def _write(self) -> None:
-        write_atomic_text(self.path, json.dumps({"key": self.key, "devices": self.devices, "splits": self.splits}))
+        write_atomic(self.path, json.dumps({"key": self.key, "devices": self.devices, "splits": self.splits}))
 
     def finished(self) -> None:
-        """The evaluation is complete and reported: the file is no longer needed."""
+        """The evaluation is complete and reported: remove the file, nothing is left to continue."""
         self.path.unlink(missing_ok=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bundle.files import sha256_file, write_atomic
+
 from .omniglot import DatasetError
 
 SPLITS = ("train", "val", "test")
@@ -152,9 +154,7 @@ def load_miniimagenet(data_dir=None) -> MiniImageNet:
             "train.csv, val.csv, test.csv and images/ (Ravi & Larochelle split) there or pass --data-dir"
         )
     splits = {split: _read_split(data_dir / f"{split}.csv") for split in SPLITS}
-    csv_sha256 = {
-        f"{split}.csv": hashlib.sha256((data_dir / f"{split}.csv").read_bytes()).hexdigest() for split in SPLITS
-    }
+    csv_sha256 = {f"{split}.csv": sha256_file(data_dir / f"{split}.csv") for split in SPLITS}
     _check_splits(data_dir, splits)
 
     # The cache key covers the CSVs and each image's size and mtime: a cheap stat, not a hash of
@@ -176,10 +176,8 @@ def load_miniimagenet(data_dir=None) -> MiniImageNet:
     if arrays is None:
         arrays = {split: _decode_split(paths[split], shapes[split]) for split in SPLITS}
         cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(cache.name + f".{os.getpid()}.part")
-        with open(partial, "wb") as handle:  # straight to disk: the arrays are ~1.3 GB in the real split
-            np.savez(handle, **arrays)
-        partial.replace(cache)  # atomic: a killed run never leaves a half-written cache
+        # streamed, not built in memory: the arrays are ~1.3 GB in the real split
+        write_atomic(cache, lambda handle: np.savez(handle, **arrays))
     return MiniImageNet(
         **arrays, **{f"{split}_classes": list(splits[split]) for split in SPLITS}, csv_sha256=csv_sha256
     )

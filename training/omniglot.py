@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bundle.files import file_digest, write_atomic
 from preprocessing import SPEC_VERSION, decode_png_ink, to_model_input
 
 BASE_URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
@@ -51,45 +52,37 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REPTILE_CACHE_DIR") or default_data_dir())
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(url: str, destination: Path, md5: str, progress: bool = True) -> None:
-    """Download url to destination via a .part file; verify md5 before the rename.
+    """Download url to destination, streamed through write_atomic; verify md5 before the rename.
 
-    On any failure neither destination nor the .part file is left behind."""
+    On any failure neither destination nor a partial file is left behind; write_atomic names the
+    partial file per process, so two processes (e.g. the ranks of a multi-process run) never share one."""
     from tqdm import tqdm
 
-    # The pid keeps two processes (e.g. the ranks of a multi-process run) off each other's file.
-    partial = destination.with_name(f"{destination.name}.{os.getpid()}.part")
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
+    def fetch(out) -> None:
+        """Stream the response into `out`, hashing as it goes; refuse a wrong md5."""
+        digest = hashlib.md5()
         with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with (
-                open(partial, "wb") as out,
-                tqdm(
-                    total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress, file=sys.stderr
-                ) as bar,
-            ):
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress, file=sys.stderr
+            ) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
+                    digest.update(block)
                     bar.update(len(block))
-        got = file_digest(partial, "md5")
-        if got != md5:
-            raise DatasetError(f"download of {url} has md5 {got}, expected {md5}: refusing it (nothing was kept)")
-        partial.replace(destination)
+        if digest.hexdigest() != md5:
+            raise DatasetError(
+                f"download of {url} has md5 {digest.hexdigest()}, expected {md5}: refusing it (nothing was kept)"
+            )
+
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(destination, fetch)
     # URLError/HTTPError (404, connection refused, DNS), timeouts and disk errors are OSErrors;
     # a connection cut mid-body raises http.client.IncompleteRead, which is not.
     except (OSError, http.client.HTTPException) as error:
         raise DatasetError(f"could not download {url} to {destination}: {error}") from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def ensure_zips(data_dir: Path, base_url: str = BASE_URL, progress: bool = True, md5: dict | None = None) -> dict:
@@ -107,7 +100,7 @@ def ensure_zips(data_dir: Path, base_url: str = BASE_URL, progress: bool = True,
     return paths
 
 
-def _layout(archive: zipfile.ZipFile, name: str, path: Path) -> list:
+def character_layout(archive: zipfile.ZipFile, name: str, path: Path) -> list:
     """Sorted [(character path, [png members])] of one zip, checked against the official counts."""
     _, want_alphabets, want_characters = ZIPS[name]
     root = name[: -len(".zip")]
@@ -148,7 +141,7 @@ def _decode_all(paths: dict) -> tuple:
         member = None
         try:
             with zipfile.ZipFile(path) as archive:
-                for character, members in _layout(archive, name, path):
+                for character, members in character_layout(archive, name, path):
                     names.append(character)
                     for member in members:
                         raster = to_model_input(decode_png_ink(archive.read(member)))
@@ -208,7 +201,5 @@ def load_omniglot(
     cache.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, images=images, names=np.array(names))
-    partial = cache.with_name(cache.name + f".{os.getpid()}.part")
-    partial.write_bytes(buffer.getvalue())
-    partial.replace(cache)  # atomic: a killed run never leaves a half-written cache
+    write_atomic(cache, buffer.getvalue())  # a killed run never leaves a half-written cache
     return Omniglot(images, names, sha)

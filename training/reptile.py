@@ -66,7 +66,7 @@ class MetaState:
         return MetaState([p.clone() for p in self.params], [v.clone() for v in self.adam_v], self.adam_t)
 
 
-def _grouped(tensors: list, groups: int) -> list:
+def grouped(tensors: list, groups: int) -> list:
     return [t.unsqueeze(0).repeat(groups, *([1] * t.dim())) for t in tensors]
 
 
@@ -115,8 +115,8 @@ def meta_step(
     groups = images.shape[0]
     total_tasks = total_tasks or groups
     theta = [p.detach() for p in state.params]
-    params = _grouped(theta, groups)
-    v = _grouped(state.adam_v, groups) if carry_state else [torch.zeros_like(p) for p in params]
+    params = grouped(theta, groups)
+    v = grouped(state.adam_v, groups) if carry_state else [torch.zeros_like(p) for p in params]
     t = state.adam_t if carry_state else 0
     final, before_last, losses = inner_loop(spec, adam, params, v, t, images, labels, order)
     apply_meta_update(
@@ -172,13 +172,13 @@ def per_task_meta_step(
     deltas, v_out, all_losses = [], [], []
     v_running, t_running = state.adam_v, state.adam_t
     for g in range(images.shape[0]):
-        params = _grouped(theta, 1)
+        params = grouped(theta, 1)
         if not carry_state:
             v, t = [torch.zeros_like(p) for p in params], 0
         elif sequential_state:
-            v, t = _grouped(v_running, 1), t_running
+            v, t = grouped(v_running, 1), t_running
         else:
-            v, t = _grouped(state.adam_v, 1), state.adam_t
+            v, t = grouped(state.adam_v, 1), state.adam_t
         final, before_last, losses = inner_loop(
             spec, adam, params, v, t, images[g : g + 1], labels[g : g + 1], order[:, g : g + 1]
         )

@@ -1,7 +1,6 @@
 """N-way K-shot task sampling from in-memory uint8 images, and the inner loop's mini-batch order."""
 
 import numpy as np
-import torch
 
 
 class TaskSampler:
@@ -24,9 +23,11 @@ def with_rotations(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rotated.reshape(-1, *images.shape[1:]))
 
 
-def to_tensor(images: np.ndarray, dtype=torch.float32) -> torch.Tensor:
-    """uint8 images -> float tensor in [0, 1] (ink = 1)."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(dtype).div_(255.0)
+def to_tensor(images: np.ndarray, dtype=None):
+    """uint8 images -> float tensor in [0, 1] (ink = 1), float32 unless `dtype` says otherwise."""
+    import torch  # here, not at the top: evaluate-bundle samples tasks without torch
+
+    return torch.from_numpy(np.ascontiguousarray(images)).to(dtype or torch.float32).div_(255.0)
 
 
 def flatten_task(images: np.ndarray):

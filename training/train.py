@@ -1,10 +1,6 @@
 """The meta-training run: resumable, checkpointed, logged as JSON lines, single or multi-process."""
 
-import json
 import os
-import platform
-import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -12,26 +8,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import (
-    CHECKPOINT_NAME,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    state_from_checkpoint,
-    write_atomic_text,
-)
+from .checkpoint import restore_rng, save_checkpoint, state_from_checkpoint
 from .cuda_graph import GraphedMetaStep
 from .data import load_task_data
 from .evaluate import evaluate
 from .model import PRESET_MODELS, ModelSpec, init_params
 from .presets import Config
 from .reptile import InnerAdam, MetaState, meta_step, per_task_meta_step
+from .run_folder import RunFolder, Stopwatch, due, last_step, machine, progress_bar
 from .tasks import flatten_task, minibatch_order, to_tensor
 
-METRICS_NAME = "metrics.jsonl"
+LOG_INTERVAL = 100  # meta-iterations per metrics row
 
 
 def model_spec(config: Config) -> ModelSpec:
+    """The network a config trains: its dataset's architecture with the config's ways and filters."""
     base = dict(PRESET_MODELS[config.dataset])
     base["filters"] = config.filters
     return ModelSpec(ways=config.ways, **base)
@@ -43,7 +34,7 @@ def meta_step_size(config: Config, iteration: int) -> float:
     return done * config.meta_step_final + (1 - done) * config.meta_step
 
 
-def _distributed(device: str) -> tuple:
+def init_distributed(device: str) -> tuple:
     """(rank, world size, device) under torchrun (gloo on CPU, nccl with one GPU per rank), else (0, 1, device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
@@ -88,13 +79,6 @@ def live_eval(spec, config, state, data, iteration) -> dict:
     return result
 
 
-def _read_metrics(path: Path, upto: int) -> list:
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["iteration"] <= upto]
-
-
 def train(
     config: Config,
     out_dir: Path,
@@ -109,7 +93,7 @@ def train(
     """Meta-train into out_dir. stop_after ends the process early (after that many iterations in
     total) as if it were killed; the checkpoint lets a later call with resume=True go on.
     cuda_graph: on a GPU, replay the batched inner loop as a CUDA graph (training/cuda_graph.py)."""
-    rank, world, device = _distributed(device)
+    rank, world, device = init_distributed(device)
     cuda_graph = cuda_graph and config.batched and device.startswith("cuda")
     if config.meta_batch % world:
         raise ValueError(f"--meta-batch {config.meta_batch} must be divisible by the number of processes ({world})")
@@ -117,28 +101,17 @@ def train(
         raise ValueError("--sequential-adam-state needs --inner-loop per-task and --adam-state carry")
     if world > 1 and not config.batched:
         raise ValueError("--inner-loop per-task runs in a single process only")
-    out_dir = Path(out_dir)
-    checkpoint_path = out_dir / CHECKPOINT_NAME
+    folder = RunFolder(out_dir)
     spec = model_spec(config)
     data = load_task_data(config.dataset, data_dir, config.seed)
 
-    if resume and checkpoint_path.exists():
-        payload = load_checkpoint(checkpoint_path)
-        saved = Config.from_dict(payload["config"]).algorithm_fields()
-        changed = sorted(k for k, v in config.algorithm_fields().items() if saved[k] != v)
-        if changed:
-            raise ValueError(
-                f"--resume: {checkpoint_path} was made with a different config "
-                f"({', '.join(f'{k}={saved[k]!r}' for k in changed)}); use the same flags"
-            )
+    payload = folder.saved_checkpoint(resume)
+    if payload is not None:
+        folder.check_same_settings(Config.from_dict(payload["config"]).algorithm_fields(), config.algorithm_fields())
         state = state_from_checkpoint(payload)
         rng = restore_rng(payload)
         start, elapsed = payload["iteration"], payload["elapsed_s"]
     else:
-        if checkpoint_path.exists() and not resume:
-            raise ValueError(
-                f"--out {out_dir} already holds a run; pass --resume to continue it or choose another --out"
-            )
         torch.manual_seed(config.seed)
         state = MetaState.fresh(init_params(spec, torch.Generator().manual_seed(config.seed)))
         rng = np.random.default_rng(config.seed)
@@ -146,34 +119,21 @@ def train(
     state.params = [p.to(device) for p in state.params]
     state.adam_v = [v.to(device) for v in state.adam_v]
 
-    metrics_path = out_dir / METRICS_NAME
     if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        kept = _read_metrics(metrics_path, start)
-        write_atomic_text(metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
         session = {
             "command": command,
             "from_iteration": start,
             "device": device,
             "cuda_graph": cuda_graph,
             "processes": world,
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
+            **machine(),
         }
         if device.startswith("cuda"):  # the card decides the speed: provenance names it
             session["gpu"] = torch.cuda.get_device_name(torch.device(device))
-        config_path = out_dir / "config.json"
-        sessions = json.loads(config_path.read_text()).get("sessions", []) if start and config_path.exists() else []
+        sessions = folder.saved_config().get("sessions", []) if start else []
         sessions = [s for s in sessions if s["from_iteration"] < start] + [session]
-        write_atomic_text(
-            config_path,
-            json.dumps(
-                {"config": config.to_dict(), "model": spec.to_dict(), **data.provenance, "sessions": sessions}, indent=2
-            ),
-        )
-        (out_dir / "test_classes.txt").write_text("\n".join(data.test_classes) + "\n")
+        run = {"config": config.to_dict(), "model": spec.to_dict(), **data.provenance, "sessions": sessions}
+        folder.begin(start, "iteration", run, data.test_classes)
 
     adam = InnerAdam(lr=config.lr)
     batched_step = (
@@ -182,16 +142,10 @@ def train(
         else partial(meta_step, spec, adam, algorithm=config.algorithm, carry_state=config.carry_adam_state)
     )
     n = config.ways * config.train_shots
-    end = min(config.meta_iters, stop_after) if stop_after is not None else config.meta_iters
-    bar = None
-    if rank == 0 and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=config.meta_iters, initial=start, desc="meta-train", unit="it", file=sys.stderr, dynamic_ncols=True
-        )
-    metrics = open(metrics_path, "a") if rank == 0 else None
-    clock = time.perf_counter()
+    end = last_step(config.meta_iters, stop_after)
+    bar = progress_bar(config.meta_iters, start, "meta-train", "it") if rank == 0 and progress else None
+    metrics = folder.metrics_log() if rank == 0 else None
+    elapsed_s = Stopwatch(elapsed)
     loss_sum, loss_count = 0.0, 0
     for iteration in range(start, end):
         images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
@@ -221,32 +175,31 @@ def train(
         if rank != 0:
             continue
         row = None
-        if done % 100 == 0 or done == end:
+        if due(done, LOG_INTERVAL, end):
             row = {
                 "iteration": done,
                 "meta_step_size": meta_step_size(config, iteration),
                 "inner_loss": float(loss_sum) / loss_count,
-                "elapsed_s": elapsed + time.perf_counter() - clock,
+                "elapsed_s": elapsed_s(),
             }
             loss_sum, loss_count = 0.0, 0
-        if done % config.eval_interval == 0 or done == config.meta_iters:
+        if due(done, config.eval_interval, config.meta_iters):
             row = (row or {"iteration": done}) | live_eval(spec, config, state, data, done)
             if bar:
                 bar.set_postfix(train=f"{row['train_accuracy']:.3f}", test=f"{row['test_accuracy']:.3f}")
         if row:
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
+            metrics.write(row)
         if bar:
             bar.update(1)
-        if done % config.checkpoint_interval == 0 or done == end:
+        if due(done, config.checkpoint_interval, end):
             save_checkpoint(
-                checkpoint_path,
+                folder.checkpoint,
                 config=config.to_dict(),
                 spec=spec.to_dict(),
                 state=state,
                 iteration=done,
                 rng=rng,
-                elapsed_s=elapsed + time.perf_counter() - clock,
+                elapsed_s=elapsed_s(),
             )
     if bar:
         bar.close()
@@ -255,7 +208,7 @@ def train(
     if rank == 0 and end == config.meta_iters:
         from .plot import plot_learning_curve
 
-        plot_learning_curve(metrics_path, out_dir / "learning_curve.png")
+        plot_learning_curve(folder.metrics, folder.dir / "learning_curve.png")
     if world > 1:
         dist.destroy_process_group()
     return state

@@ -21,14 +21,14 @@ function cacheable(url) {
 }
 
 async function store(request, response) {
-  if (response && response.ok && response.type === "basic") {
+  if (response?.ok && response.type === "basic") {
     const cache = await caches.open(CACHE);
     await cache.put(request, response);
   }
 }
 
 self.addEventListener("message", (event) => {
-  if (!event.data || event.data.type !== "cache" || !Array.isArray(event.data.urls)) return;
+  if (event.data?.type !== "cache" || !Array.isArray(event.data.urls)) return;
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
     for (const href of event.data.urls) {

@@ -1,4 +1,4 @@
-"""Browser tests of the web demo (issue 5): a real server (`python -m server`) on a free loopback
+"""Browser tests of the web demo: a real server (`python -m server`) on a free loopback
 port and Debian's Chromium driven by Playwright. Skipped where Chromium or the Python playwright
 package is missing (`make test` installs both where it can)."""
 
@@ -16,19 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tools.chromium import ARGS, CHROMIUM
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ORT_DIST = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
-# Few steps keep the tests quick on 2 cores; the parity test uses the model's default.
-FAST = "steps=10"
 
 
 def free_port() -> int:
@@ -56,10 +47,10 @@ def playwright_browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not ORT_DIST.is_dir():
         pytest.skip("onnxruntime-web is not installed (make setup runs npm ci in web/)")
-    executable = CHROMIUM if os.path.exists(CHROMIUM) else None
+    executable = CHROMIUM if os.path.exists(CHROMIUM) else None  # else Playwright's own download
     manager = sync_api.sync_playwright().start()
     try:
-        browser = manager.chromium.launch(executable_path=executable, args=LAUNCH_ARGS, headless=True)
+        browser = manager.chromium.launch(executable_path=executable, args=ARGS, headless=True)
     except Exception as error:  # no Chromium at all: neither Debian's nor Playwright's download
         manager.stop()
         pytest.skip(f"no Chromium to drive ({error.__class__.__name__}); `make chromium` installs Debian's")
@@ -72,27 +63,24 @@ def playwright_browser():
 def demo_server():
     """The real server on a free port: -> its base URL (http://127.0.0.1:PORT)."""
     port = free_port()
-    log = (
-        open(ROOT / ".pytest_cache" / "e2e-server.log", "w")
-        if (ROOT / ".pytest_cache").is_dir()
-        else subprocess.DEVNULL
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/readyz")
-        yield base
-    finally:
-        process.terminate()
+    log_path = ROOT / ".pytest_cache" / "e2e-server.log"
+    with open(log_path if log_path.parent.is_dir() else os.devnull, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            wait_http(f"{base}/readyz")
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 class StaticServer:
@@ -192,41 +180,3 @@ def new_page(playwright_browser):
     yield make
     for context in contexts:
         context.close()
-
-
-def wait_adaptations(page, count: int, timeout: float = 120_000) -> None:
-    """Until at least `count` adaptations have finished (not exactly `count`: on a fast machine the
-    adaptation of a stroke may finish while the next stroke is still being drawn)."""
-    page.wait_for_function(
-        "n => Number(document.getElementById('demo')?.dataset.adaptations || 0) >= n", arg=count, timeout=timeout
-    )
-
-
-def adaptations(page) -> int:
-    return int(page.locator("#demo").get_attribute("data-adaptations") or 0)
-
-
-def draw(page, label: str, points, exact: bool = True) -> None:
-    """Draw one stroke with the mouse: points in 0..1 of the canvas."""
-    canvas = page.get_by_label(label, exact=exact)
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for point in xy[1:]:
-        page.mouse.move(*point, steps=3)
-    page.mouse.up()
-
-
-def bars(page, test: str = "Test drawing") -> dict:
-    """The prediction bars of a test drawing: {class name: probability}, and the marked top class."""
-    group = page.get_by_role("group", name=f"Prediction for {test}", exact=True)
-    names = group.locator(".bar-list").first.locator(".bar-name").all_inner_texts()
-    values = group.locator(".bar-list").first.locator(".bar-value").all_inner_texts()
-    top = group.locator(".bar-list").first.locator(".bar.top .bar-name").all_inner_texts()
-    return {"probabilities": dict(zip(names, (float(v.rstrip("%")) / 100 for v in values), strict=False)), "top": top}
-
-
-def last_result(page) -> dict:
-    return page.evaluate("JSON.parse(JSON.stringify(window.reptileDemo.lastResult))")

@@ -8,7 +8,7 @@ import pytest
 
 from server.config import DEFAULT_MODEL
 
-from .conftest import FAST, adaptations, bars, draw, last_result, wait_adaptations
+from .page import FAST, adaptations, bars, draw, last_result, wait_adaptations
 
 pytestmark = pytest.mark.slow
 STROKE = [(0.2, 0.3), (0.5, 0.35), (0.8, 0.3), (0.75, 0.7), (0.3, 0.75)]

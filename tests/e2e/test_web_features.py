@@ -9,7 +9,7 @@ import pytest
 
 from server.config import DEFAULT_MODEL
 
-from .conftest import FAST, adaptations, bars, draw, wait_adaptations
+from .page import FAST, adaptations, bars, draw, wait_adaptations
 
 pytestmark = pytest.mark.slow
 expect = pytest.importorskip("playwright.sync_api").expect

@@ -183,7 +183,8 @@ def cases(data_dir: Path) -> list[dict]:
         ),
         (
             "empty_faint_ink",
-            "light grey strokes (ink 0.37) on white with a transparent corner: no pixel reaches 0.5, so EmptyDrawingError",
+            "light grey strokes (ink 0.37) on white with a transparent corner: no pixel reaches 0.5, "
+            "so EmptyDrawingError",
             faint_rgba(),
         ),
     ):

@@ -2,13 +2,7 @@
 // (POST /api/adapt). Both take the same request and report per-step losses and the result.
 // The Scheduler keeps only the newest request: a new one stops the running one (at its next step
 // in the worker, by aborting the fetch for the server) and replaces any waiting one.
-
-export class Stopped extends Error {
-  constructor(message = "stopped") {
-    super(message);
-    this.name = "Stopped";
-  }
-}
+import { Cancelled } from "./cancelled.js";
 
 export class BrowserAdapter {
   // urls: {worker, ort, ortWasm, ortMjs, modelBase, files}
@@ -69,7 +63,7 @@ export class BrowserAdapter {
     else {
       this.pending.delete(data.id);
       if (data.type === "result") entry.resolve({ ...data.results.meta, compare: data.results.random || null, computeMs: data.elapsedMs });
-      else if (data.type === "cancelled") entry.reject(new Stopped());
+      else if (data.type === "cancelled") entry.reject(new Cancelled());
       else entry.reject(new Error(data.message));
     }
   }
@@ -81,7 +75,7 @@ export class BrowserAdapter {
     let posted = false;
     const run = this.load().then(() => new Promise((resolve, reject) => {
       if (cancelled) {
-        reject(new Stopped());
+        reject(new Cancelled());
         return;
       }
       this.pending.set(id, { resolve, reject, onStep });
@@ -127,11 +121,13 @@ export class ServerAdapter {
           throw new Error(`the server answered ${response.status}: ${data.detail || response.statusText}` +
             (retry ? ` (retry after ${retry} s)` : ""));
         }
-        data.losses.forEach((loss, k) => onStep("meta", k, loss));
+        data.losses.forEach((loss, k) => {
+          onStep("meta", k, loss);
+        });
         return { probabilities: data.probabilities, predictions: data.predictions, losses: data.losses,
           elapsedMs: data.elapsed_ms, computeMs: performance.now() - started, compare: null };
       }, (error) => {
-        if (error.name === "AbortError") throw new Stopped();
+        if (error.name === "AbortError") throw new Cancelled();
         throw new Error(`could not reach the server: ${error.message}`);
       });
     return { run, cancel: () => controller.abort() };
@@ -143,7 +139,8 @@ export class ServerAdapter {
 }
 
 export class Scheduler {
-  // handlers: {started(request), step(which, k, loss), done(request, result), stopped(request), failed(request, error)}
+  // handlers: {started(request, adapter), step(which, k, loss), done(request, result, adapter),
+  // stopped(request, adapter), failed(request, error, adapter)}; stopped only after stop(), not when replaced
   constructor(handlers) {
     this.handlers = handlers;
     this.running = null;
@@ -164,10 +161,6 @@ export class Scheduler {
     }
   }
 
-  get busy() {
-    return this.running !== null;
-  }
-
   async pump() {
     while (this.waiting) {
       const { adapter, request } = this.waiting;
@@ -181,7 +174,7 @@ export class Scheduler {
         const result = await job.run;
         if (!this.waiting) this.handlers.done(request, result, adapter);
       } catch (error) {
-        if (error instanceof Stopped) {
+        if (error instanceof Cancelled) {
           if (this.running.stoppedByUser) this.handlers.stopped(request, adapter);
         } else if (!this.waiting) {
           this.handlers.failed(request, error, adapter);

@@ -2,6 +2,7 @@
 // the ONNX graphs, build the head for C classes, and adapt + predict exactly as the Python reference
 // (bundle/reader.py, Bundle.adapt). The onnxruntime namespace is passed in, so the same code runs in
 // the page's Web Worker (onnxruntime-web) and under Node in the tests.
+import { Cancelled } from "./cancelled.js";
 
 export const FORMAT = "reptile-bundle";
 export const FORMAT_VERSION = 1;
@@ -14,13 +15,6 @@ export class BundleError extends Error {
   constructor(message) {
     super(message);
     this.name = "BundleError";
-  }
-}
-
-export class Cancelled extends Error {
-  constructor() {
-    super("adaptation cancelled");
-    this.name = "Cancelled";
   }
 }
 
@@ -127,7 +121,7 @@ export class Model {
     const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL("model.json", base).href)));
     Model.checkManifest(manifest);
     const runtime = Promise.resolve(ort);
-    // No graph optimization: the exported graphs are already lean (training/export.py), so onnxruntime's
+    // No graph optimization: the exported graphs are already lean (training/onnx_graphs.py), so onnxruntime's
     // passes gained nothing per step, while running them (in a runtime V8 compiles lazily, function by
     // function, on first call) cost ~0.2 s of every cold start (benchmarks/browser_cold_start.py, docs/web.md).
     const options = { executionProviders: ["wasm"], graphOptimizationLevel: "disabled", ...sessionOptions };
@@ -155,7 +149,7 @@ export class Model {
     if (manifest.format_version !== FORMAT_VERSION) {
       throw new BundleError(`model.json has format version ${manifest.format_version}; this page understands ${FORMAT_VERSION}`);
     }
-    const spec = manifest.input && manifest.input.preprocessing_spec;
+    const spec = manifest.input?.preprocessing_spec;
     if (!SUPPORTED_SPEC_VERSIONS.includes(spec)) {
       throw new BundleError(`the model needs preprocessing spec ${spec}; this page implements ${SUPPORTED_SPEC_VERSIONS.join(", ")}`);
     }
@@ -279,7 +273,9 @@ export class Model {
     if (transductive && queries.length < 2) throw new RangeError("transductive prediction needs at least 2 test drawings");
     const batch = support.length;
     const images = new Float32Array(batch * 784);
-    support.forEach((image, i) => images.set(image, i * 784));
+    support.forEach((image, i) => {
+      images.set(image, i * 784);
+    });
     let state = init === "random" ? this.randomState(classes, seed) : this.initialState(classes);
     const losses = [];
     const started = performance.now();
@@ -295,7 +291,9 @@ export class Model {
     const logits = [];
     if (transductive) {
       const all = new Float32Array(queries.length * 784);
-      queries.forEach((q, i) => all.set(q, i * 784));
+      queries.forEach((q, i) => {
+        all.set(q, i * 784);
+      });
       const out = await this.predict(state.params, all, queries.length, classes);
       for (let i = 0; i < queries.length; i++) {
         probabilities.push(Array.from(out.probabilities.subarray(i * classes, (i + 1) * classes)));

@@ -6,11 +6,11 @@ import { drawStrokes } from "./strokes.js";
 const KEY_STEP = 0.025; // keyboard pen movement per arrow press, as a fraction of the side
 
 export class Pad {
-  // canvas: the <canvas>; onStroke(pad): a stroke was finished, undone or the pad cleared
-  constructor(canvas, { onChange = () => {}, onStrokeStart = () => {} } = {}) {
+  // canvas: the <canvas>; onChange(pad, why): a stroke was finished ("stroke"), undone ("undo") or the
+  // pad cleared ("clear"); setStrokes() does not call it
+  constructor(canvas, { onChange = () => {} } = {}) {
     this.canvas = canvas;
     this.onChange = onChange;
-    this.onStrokeStart = onStrokeStart;
     this.strokes = [];
     this.current = null;
     this.pointerId = null;
@@ -60,7 +60,6 @@ export class Pad {
     if (!this.strokes.length) this.t0 = null;
     this.current = [this.point(event)];
     this.strokes.push(this.current);
-    this.onStrokeStart(this);
     this.render();
   }
 
@@ -107,7 +106,6 @@ export class Pad {
         if (!this.strokes.length) this.t0 = event.timeStamp;
         this.current = [[...this.cursor, Math.round(event.timeStamp - this.t0)]];
         this.strokes.push(this.current);
-        this.onStrokeStart(this);
         this.render();
       }
     } else if (event.key === "Escape" && this.current) {
@@ -138,11 +136,10 @@ export class Pad {
     this.onChange(this, "clear");
   }
 
-  setStrokes(strokes, notify = false) {
+  setStrokes(strokes) {
     this.current = null;
     this.strokes = strokes.map((s) => s.map((p) => p.slice()));
     this.render();
-    if (notify) this.onChange(this, "set");
   }
 
   isEmpty() {

@@ -1,12 +1,17 @@
 // The adaptation worker (a module Web Worker): onnxruntime-web's wasm build, loaded lazily on the
 // first "init", the bundle verified; then "adapt" requests, of which only the newest
 // runs: a newer request or a "cancel" stops the running one between two steps.
-import { Cancelled, Model, yieldToEvents } from "./engine.js";
+import { Cancelled } from "./cancelled.js";
+import { Model, yieldToEvents } from "./engine.js";
 
 let model = null;
 let loading = null;
 let info = null;
-let newest = 0; // id of the newest adapt request received
+// The id of the newest adapt request received: older ones stop at their next step or never start.
+// The page's Scheduler (adapters.js) already sends one request at a time and cancels the one it
+// replaces; this check stays because after a worker error event the page gives up on its pending
+// requests without cancelling them here, so a newer request can then arrive while an older one runs.
+let newest = 0;
 const cancelled = new Set();
 let running = Promise.resolve();
 
@@ -28,7 +33,7 @@ async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   const started = performance.now();
   const fetchBytes = async (url) => {
     const name = new URL(url).pathname.split("/").pop();
-    const response = await fetch(fileUrls && fileUrls[name] ? fileUrls[name] : url);
+    const response = await fetch(fileUrls?.[name] ? fileUrls[name] : url);
     if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
     return new Uint8Array(await response.arrayBuffer());
   };
@@ -76,14 +81,14 @@ self.onmessage = async (event) => {
       self.postMessage({ type: "ready", info: await loading });
     } catch (error) {
       loading = null;
-      self.postMessage({ type: "init-error", message: String(error && error.message || error) });
+      self.postMessage({ type: "init-error", message: String(error?.message || error) });
     }
   } else if (message.type === "cancel") {
     cancelled.add(message.id);
   } else if (message.type === "adapt") {
     newest = Math.max(newest, message.id);
-    // One adaptation at a time (a session must not run twice at once): a newer request waits for
-    // the running one to stop at its next step; requests replaced meanwhile are dropped unrun.
+    // One adaptation at a time (an onnxruntime session must not run twice at once): a newer request
+    // waits for the running one to stop at its next step; requests replaced meanwhile are dropped unrun.
     const previous = running;
     let done;
     running = new Promise((resolve) => { done = resolve; });
@@ -97,7 +102,7 @@ self.onmessage = async (event) => {
       self.postMessage({ type: "result", id: message.id, results, elapsedMs: performance.now() - started, info });
     } catch (error) {
       if (error instanceof Cancelled) self.postMessage({ type: "cancelled", id: message.id });
-      else self.postMessage({ type: "error", id: message.id, message: String(error && error.message || error) });
+      else self.postMessage({ type: "error", id: message.id, message: String(error?.message || error) });
     } finally {
       cancelled.delete(message.id);
       done();

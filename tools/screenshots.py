@@ -1,6 +1,6 @@
 """README screenshots of the demo: headless Chromium against a running server.
 
-    python -m demo_static.screenshots --url http://127.0.0.1:8000 [--out docs/img]
+    python -m tools.screenshots --url http://127.0.0.1:8000 [--out docs/img]
 
 Writes demo.png (the page as it opens), demo-5way.png (5 classes x 2 examples with the comparison
 against a random initialization and "what the model sees"), embed-dark.png and projector.png.
@@ -9,23 +9,18 @@ against a random initialization and "what the model sees"), embed-dark.png and p
 import argparse
 from pathlib import Path
 
+from tools.chromium import launch, wait_for_adaptations
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def wait(page, count=1):
-    page.wait_for_selector(f'#demo[data-adaptations="{count}"]', state="attached", timeout=180_000)
+    """Wait for the page's count-th prediction, at most 3 minutes."""
+    wait_for_adaptations(page, count, timeout_ms=180_000)
 
 
 def main(argv=None) -> int:
+    """Take the screenshots named by --only (default all) into --out."""
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -37,7 +32,7 @@ def main(argv=None) -> int:
     url = args.url.rstrip("/")
     wanted = set(args.only or ["demo", "demo-5way", "embed-dark", "projector"])
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else None, args=ARGS)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
         if "demo" in wanted:
             page.goto(f"{url}/")

@@ -1,13 +1,13 @@
 #!/bin/bash
 # Continue a carried training run (checkpoints/<run>/) on a lent GPU machine, the workplace's
 # `device` tool, for as long as one call may run, and bring its checkpoint back.
-# Here first (once per session):
+# Here first (once per checkout):
 #   mkdir -p .gpudata && cp ../shared/data/omniglot/images_*.zip .gpudata/    # .gpudata is git-ignored
 #   and any test run, so that .cache holds the decoded dataset
-# then: device run, command "bash checkpoints/resume_on_gpu.sh <run> 480", carry [".gpudata", ".cache"],
+# then: device run, command "bash tools/resume_on_gpu.sh <run> 480", carry [".gpudata", ".cache"],
 #   timeout_s 540. Back here: copy the returned files over checkpoints/<run>/ and commit (or, once the
 #   run is finished, export it and delete the folder).
-# EVALUATE=1 bash checkpoints/resume_on_gpu.sh <run> 550: if the run finishes, evaluate it in the time left.
+# EVALUATE=1 bash tools/resume_on_gpu.sh <run> 550: if the run finishes, evaluate it in the time left.
 # (DEVICE=cpu PYTHON=.venv/bin/python run it here, for trying it out.)
 # A kill at the time limit loses at most --checkpoint-interval iterations: checkpoints are written atomically.
 set -uo pipefail

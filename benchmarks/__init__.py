@@ -1,0 +1,24 @@
+"""Recurring measurements, each run from the checkout's root as `python -m benchmarks.<name> [--help]`.
+
+Training (torch):
+  meta_train_throughput  the batched meta-iteration against the plain per-task loop: ms per
+                         meta-iteration, the speed-up, convolution GFLOP/s (CPU or CUDA)
+  meta_train_breakdown   where an inner step's time goes, batched and per task: the model with
+                         layers cut away, each convolution's kernels against a bmm of the same FLOPs
+  cuda_graph_meta_step   the meta-iteration replayed as a CUDA graph against eager: equal results
+                         (float64) and ms per meta-iteration
+
+The demo (a server of this checkout, headless Chromium):
+  browser_adapt          pen-up to prediction shown, cold and warm, in the browser and on the server
+  browser_cold_start     cold start of the browser mode, several servers or page settings side by side
+  stroke_replay          Omniglot's pen trajectories replayed as mouse events: model-input difference
+                         to the PNGs and few-shot accuracy on the replayed drawings
+
+The server:
+  server_load            POST /api/adapt under load: adaptations/s, p50/p99 latency, 503s, memory
+  schemathesis_run       generated requests against the OpenAPI schema: cases, failed checks, 5xx
+
+local_server.py starts the demo server these use. Where the figures are recorded: docs/results.md,
+docs/web.md, docs/server.md. The one-off measurements behind past decisions are listed, with the
+commit that holds their scripts, in docs/results.md ("Decisions measured once").
+"""

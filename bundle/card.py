@@ -1,0 +1,143 @@
+"""MODEL_CARD.md: the bundle's human-readable card, rendered from model.json (standard library only).
+
+The card is never edited by hand: export and `evaluate-bundle --record` rewrite it, and its sha256,
+whenever the manifest changes.
+"""
+
+import json
+from pathlib import Path
+
+from .files import sha256_file, write_atomic
+from .format import CARD_FILE, MANIFEST_FILE
+
+
+def _resumed(sessions: list) -> str:
+    """ ", resumed n times (...)" when the run was resumed, else ""."""
+    n = len(sessions) - 1
+    return f", resumed {n} time{'s' if n != 1 else ''} (every session's command is in model.json)" if n > 0 else ""
+
+
+def _hours(seconds) -> str:
+    """A wall time in hours and seconds, or "unknown"."""
+    return f"{seconds / 3600:.1f} h ({seconds:.0f} s of training, evaluation and checkpoints)" if seconds else "unknown"
+
+
+def _markdown_value(value) -> str:
+    """A string as is, anything else as inline-code JSON."""
+    return f"`{json.dumps(value)}`" if not isinstance(value, str) else value
+
+
+def render_model_card(manifest: dict, directory: Path | None = None) -> str:
+    """MODEL_CARD.md, generated from model.json (never edited by hand); directory: the bundle's, for
+    the test character list."""
+    arch, prov, adapt = manifest["architecture"], manifest["provenance"], manifest["adaptation"]
+    lines = [f"# Model card: {manifest['name']}", ""]
+    if manifest.get("warning"):
+        lines += [f"> **WARNING: {manifest['warning']}.** This bundle is for testing the pipeline only.", ""]
+    lines += [
+        "Generated from `model.json` by `python -m training export`; do not edit by hand.",
+        "",
+        "## What it is",
+        "",
+        f"A {arch['layers']}-layer CNN ({arch['filters']} filters, 3x3 stride-2 convolutions without bias, "
+        f"BatchNorm with batch statistics, ReLU, linear head) meta-trained with "
+        f"{prov['training_config']['algorithm']} (Nichol et al. 2018) on {prov['training_config']['dataset']} "
+        f"{manifest['trained_ways']}-way tasks. It is an *initialization*: it is fine-tuned on a user's "
+        f"{manifest['classes']['min']}-{manifest['classes']['max']} classes with "
+        f"{manifest['shots']['min']}-{manifest['shots']['max']} drawings each, then classifies new drawings.",
+        "",
+        "## Input",
+        "",
+        f"`{manifest['input']['shape']}` {manifest['input']['dtype']} in [0, 1], {manifest['input']['ink_polarity']}, "
+        f"made by preprocessing spec v{manifest['input']['preprocessing_spec']} (docs/preprocessing.md). "
+        f"Batches need at least {manifest['batch']['min']} images (BatchNorm uses batch statistics).",
+        "",
+        "## Adaptation defaults",
+        "",
+        f"- optimizer: {adapt['optimizer']}, steps: {adapt['steps']}, lr: {adapt['lr']}, batch: {adapt['batch']}",
+        f"- Adam state: {adapt['adam_state']} (adam_t = {manifest['weights']['adam_t']})",
+        f"- prediction: {'transductive' if adapt['transductive'] else 'non-transductive'} ({adapt['prediction']})",
+        f"- chosen by: **{adapt['chosen_by']}**",
+        f"- head for C classes: {manifest['head_extension']['description']}",
+        "",
+        "## Accuracy",
+        "",
+    ]
+    lines += _accuracy_lines(manifest.get("accuracy"))
+    command = _markdown_value(prov["command"]) if prov["command"] else "unknown (no config.json beside the checkpoint)"
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- iterations: {prov['iteration']} of {prov['meta_iters']}"
+        + ("" if manifest["training_complete"] else " (**incomplete**)"),
+        f"- command: {command}" + _resumed(prov.get("sessions") or []),
+        f"- trained on: {prov.get('training_device') or 'unknown'}; wall time {_hours(prov.get('elapsed_s'))}",
+        f"- config: `{json.dumps(prov['training_config'])}`",
+        f"- data sha256: `{json.dumps(prov['data_sha256'])}`",
+        f"- code: {prov['code']['git_commit']} (dirty: {prov['code']['dirty']})",
+        f"- versions: `{json.dumps(prov['versions'])}`",
+        f"- checkpoint: {prov['checkpoint']} (sha256 {prov['checkpoint_sha256']})",
+        "",
+        "## Limitations",
+        "",
+        "- Handwritten-character-like drawings only; anything else is out of distribution.",
+        "- BatchNorm always uses the statistics of the batch it is given, so a prediction depends on what "
+        "else is in the batch; the documented prediction procedure fixes that batch.",
+        "",
+        "## Files",
+        "",
+        "| file | bytes | sha256 |",
+        "| --- | ---: | --- |",
+    ]
+    lines += [f"| {name} | {entry['bytes']} | `{entry['sha256']}` |" for name, entry in manifest["files"].items()]
+    lines += ["", "## Held-out test characters", ""] + _test_class_lines(manifest, directory)
+    return "\n".join(lines) + "\n"
+
+
+def _accuracy_lines(accuracy: dict | None) -> list:
+    """The card's accuracy section: a table of the recorded results, or how to measure them."""
+    if not accuracy:
+        return ["Not measured yet (`python -m training evaluate-bundle` measures it and records it here)."]
+    lines = [
+        accuracy["procedure"],
+        "",
+        "| setting | non-transductive | transductive | tasks |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for row in accuracy["results"]:
+        cells = [
+            f"{100 * row[mode]['accuracy']:.2f} ± {100 * row[mode]['ci95']:.2f} %"
+            for mode in ("non_transductive", "transductive")
+        ]
+        lines.append(f"| {row['ways']}-way {row['shots']}-shot | {cells[0]} | {cells[1]} | {row['tasks']} |")
+    return lines + [
+        "",
+        f"± is the half-width of the 95 % confidence interval. Measured with "
+        f"`{accuracy['command']}` ({accuracy['runtime']}, {accuracy['measured_at']}, "
+        f"{accuracy['wall_s']:.0f} s).",
+    ]
+
+
+def _test_class_lines(manifest: dict, directory: Path | None) -> list:
+    """The card's held-out characters section, with the list when the bundle's file is at hand."""
+    entry = manifest.get("test_classes")
+    if not entry:
+        return ["Not recorded: the checkpoint had no test_classes.txt beside it."]
+    lines = [f"{entry['count']} characters ({entry['split']}), one per line in `{entry['file']}`:", ""]
+    path = Path(directory) / entry["file"] if directory else None
+    if path and path.is_file():
+        lines += (
+            ["<details><summary>the list</summary>", "", "```"] + path.read_text().split() + ["```", "", "</details>"]
+        )
+    return lines
+
+
+def write_card_and_manifest(directory: Path, manifest: dict) -> None:
+    """MODEL_CARD.md from the manifest, its sha256 into the manifest, then model.json (each file
+    written whole and renamed into place, so a reader never sees half of either)."""
+    directory = Path(directory)
+    card = directory / CARD_FILE
+    write_atomic(card, render_model_card(manifest, directory))
+    manifest["files"][CARD_FILE] = {"sha256": sha256_file(card), "bytes": card.stat().st_size}
+    write_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,42 @@
+"""What the browser tests do on the demo page: draw with the mouse, wait for adaptations, read the bars."""
+
+# Few steps keep the tests quick on 2 cores; the parity test uses the model's default.
+FAST = "steps=10"
+
+
+def wait_adaptations(page, count: int, timeout: float = 120_000) -> None:
+    """Until at least `count` adaptations have finished (not exactly `count`: on a fast machine the
+    adaptation of a stroke may finish while the next stroke is still being drawn)."""
+    page.wait_for_function(
+        "n => Number(document.getElementById('demo')?.dataset.adaptations || 0) >= n", arg=count, timeout=timeout
+    )
+
+
+def adaptations(page) -> int:
+    return int(page.locator("#demo").get_attribute("data-adaptations") or 0)
+
+
+def draw(page, label: str, points, exact: bool = True) -> None:
+    """Draw one stroke with the mouse: points in 0..1 of the canvas."""
+    canvas = page.get_by_label(label, exact=exact)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for point in xy[1:]:
+        page.mouse.move(*point, steps=3)
+    page.mouse.up()
+
+
+def bars(page, test: str = "Test drawing") -> dict:
+    """The prediction bars of a test drawing: {class name: probability}, and the marked top class."""
+    group = page.get_by_role("group", name=f"Prediction for {test}", exact=True)
+    names = group.locator(".bar-list").first.locator(".bar-name").all_inner_texts()
+    values = group.locator(".bar-list").first.locator(".bar-value").all_inner_texts()
+    top = group.locator(".bar-list").first.locator(".bar.top .bar-name").all_inner_texts()
+    return {"probabilities": dict(zip(names, (float(v.rstrip("%")) / 100 for v in values), strict=False)), "top": top}
+
+
+def last_result(page) -> dict:
+    return page.evaluate("JSON.parse(JSON.stringify(window.reptileDemo.lastResult))")

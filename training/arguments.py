@@ -1,0 +1,242 @@
+"""The flags of `python -m training` (training/cli.py runs them), and argument types and checks the benchmarks share.
+
+Every type and check turns a bad value into a one-line error that names the flag, never a traceback.
+Nothing here imports torch at import time: `evaluate-bundle` runs without it.
+"""
+
+import argparse
+import shlex
+from pathlib import Path
+
+from .presets import PRESETS, Config
+
+
+def number(parse, accept, description: str):
+    """An argparse type: parse the text, and refuse values outside `accept` with a message naming the rule."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
+        return value
+
+    return convert
+
+
+positive_int = number(int, lambda v: v >= 1, "a positive integer")
+nonnegative_int = number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = number(float, lambda v: 0 < v < float("inf"), "a positive number")
+unit_float = number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def comma_separated(convert, description: str):
+    """An argparse type for a comma-separated list whose items each pass `convert` (another such type)."""
+
+    def convert_list(text: str) -> list:
+        try:
+            return [convert(item) for item in text.split(",")]
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {description}, got {text!r}") from None
+
+    return convert_list
+
+
+def ways_x_shots(text: str) -> list:
+    """ "5x1,5x5" -> [(5, 1), (5, 5)]."""
+    try:
+        settings = [tuple(int(x) for x in item.split("x")) for item in text.split(",")]
+    except ValueError:
+        settings = None
+    if not settings or any(len(s) != 2 or min(s) < 1 for s in settings):
+        raise argparse.ArgumentTypeError(f"expected ways x shots pairs such as 5x1,5x5, got {text!r}")
+    return settings
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that override a preset's Config fields (train)."""
+    group = parser.add_argument_group("overrides of the preset")
+    group.add_argument("--ways", type=positive_int)
+    group.add_argument("--shots", type=positive_int, help="evaluation shots")
+    group.add_argument("--train-shots", type=positive_int)
+    group.add_argument("--inner-batch", type=positive_int)
+    group.add_argument("--inner-iters", type=positive_int)
+    group.add_argument("--lr", type=positive_float, help="inner Adam step size")
+    group.add_argument("--meta-step", type=unit_float)
+    group.add_argument("--meta-step-final", type=unit_float)
+    group.add_argument("--meta-batch", type=positive_int)
+    group.add_argument("--meta-iters", type=positive_int)
+    group.add_argument("--eval-batch", type=positive_int)
+    group.add_argument("--eval-iters", type=positive_int)
+    group.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None)
+    group.add_argument("--algorithm", choices=["reptile", "fomaml"])
+    group.add_argument(
+        "--adam-state",
+        choices=["carry", "reset"],
+        help="carry the inner Adam state across tasks (reference) or reset it per task",
+    )
+    group.add_argument(
+        "--inner-loop",
+        choices=["batched", "per-task"],
+        help="all tasks of a meta-batch through grouped kernels (default) or one task at a time",
+    )
+    group.add_argument(
+        "--sequential-adam-state",
+        action="store_true",
+        default=None,
+        help="with --inner-loop per-task: pass the Adam state from task to task as the reference "
+        "code does, instead of averaging the tasks' states",
+    )
+    group.add_argument("--filters", type=positive_int)
+    group.add_argument("--seed", type=nonnegative_int)
+    group.add_argument("--eval-interval", type=positive_int)
+    group.add_argument("--eval-tasks", type=positive_int)
+    group.add_argument("--checkpoint-interval", type=positive_int)
+
+
+def resolve_config(args, base: Config | None = None) -> Config:
+    """The preset (or, when resuming, the run's saved config) with the flags given on top."""
+    config = base or PRESETS[args.preset]
+    overrides = {name: getattr(args, name) for name in Config.__dataclass_fields__ if hasattr(args, name)}
+    if getattr(args, "adam_state", None):
+        overrides["carry_adam_state"] = args.adam_state == "carry"
+    if getattr(args, "inner_loop", None):
+        overrides["batched"] = args.inner_loop == "batched"
+    return config.updated(**overrides)
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """The parser of `python -m training`: one subcommand per stage."""
+    parser = argparse.ArgumentParser(prog="python -m training", description=description)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="meta-train a Reptile initialization")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="omniglot-5w5s")
+    train.add_argument("--data-dir", type=Path, help="where the dataset zips are (downloaded if missing)")
+    train.add_argument("--out", type=Path, default=Path("runs/default"), help="run directory")
+    train.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--no-progress", action="store_true")
+    train.add_argument(
+        "--no-cuda-graph",
+        action="store_true",
+        help="on a GPU, run the inner loop eagerly instead of replaying it as one CUDA graph",
+    )
+    _add_config_flags(train)
+
+    ev = commands.add_parser("evaluate", help="N-way K-shot accuracy of a checkpoint, the paper's way")
+    ev.add_argument("--checkpoint", type=Path, required=True)
+    ev.add_argument("--data-dir", type=Path)
+    ev.add_argument("--tasks", type=positive_int, default=10_000)
+    ev.add_argument("--ways", type=positive_int)
+    ev.add_argument("--shots", type=positive_int)
+    ev.add_argument("--eval-batch", type=positive_int)
+    ev.add_argument("--eval-iters", type=positive_int)
+    ev.add_argument("--lr", type=positive_float)
+    ev.add_argument("--mode", choices=["both", "transductive", "non-transductive"], default="both")
+    ev.add_argument(
+        "--adam-state",
+        choices=["carry", "reset"],
+        default="carry",
+        help="fine-tune from the trained Adam state (carry) or a fresh Adam (reset)",
+    )
+    ev.add_argument("--split", choices=["test", "train", "both"], default="test")
+    ev.add_argument("--seed", type=nonnegative_int, default=1)
+    ev.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ev.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    ev.add_argument(
+        "--partial",
+        type=Path,
+        help="keep the progress in this file (rewritten every 100 tasks): rerun the same command to "
+        "continue an interrupted evaluation; removed once the results are out",
+    )
+    ev.add_argument("--no-progress", action="store_true")
+
+    ex = commands.add_parser("export", help="write a checkpoint as a bundle of ONNX graphs + weights (docs/bundle.md)")
+    ex.add_argument("--checkpoint", type=Path, required=True)
+    ex.add_argument("--out", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
+    ex.add_argument("--name", help="the bundle's name (default: the --out directory's name)")
+    ex.add_argument("--force", action="store_true", help="replace a bundle already in --out")
+    ex.add_argument("--steps", type=positive_int, help="default adaptation steps (default: the run's eval_iters)")
+    ex.add_argument("--lr", type=positive_float, help="default adaptation step size (default: the run's lr)")
+    ex.add_argument("--chosen-by", help="the measurement that chose --steps/--lr (required with them)")
+
+    eb = commands.add_parser(
+        "evaluate-bundle",
+        help="N-way K-shot accuracy of an exported bundle, running its ONNX "
+        "graphs with its default adaptation (training/evaluate_bundle.py)",
+    )
+    eb.add_argument("--bundle", type=Path, required=True, help="bundle directory, e.g. static/models/<name>")
+    eb.add_argument("--data-dir", type=Path, help="where the Omniglot zips are (downloaded if missing)")
+    eb.add_argument("--tasks", type=positive_int, default=10_000)
+    eb.add_argument(
+        "--settings",
+        type=ways_x_shots,
+        default=[(5, 1), (5, 5)],
+        help="ways x shots, comma-separated (default 5x1,5x5)",
+    )
+    eb.add_argument("--seed", type=nonnegative_int, default=1)
+    eb.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="settings measured at once, one process each (the same tasks and results as --jobs 1)",
+    )
+    eb.add_argument(
+        "--record", action="store_true", help="write the figures into the bundle's model.json and MODEL_CARD.md"
+    )
+    eb.add_argument("--no-progress", action="store_true")
+
+    base = commands.add_parser(
+        "baseline",
+        help="no-meta-learning baseline: joint training over all training "
+        "classes, checkpoint with a fresh N-way head for `evaluate` (training/baseline.py)",
+    )
+    base.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="omniglot-5w5s",
+        help="dataset, model and the evaluation settings to compare under",
+    )
+    base.add_argument("--data-dir", type=Path, help="where the dataset zips are (downloaded if missing)")
+    base.add_argument("--out", type=Path, help="run directory (default: runs/joint-<preset>)")
+    base.add_argument(
+        "--steps", type=positive_int, default=20_000, help="Adam steps (default 20000, ~25 min of 1 CPU thread)"
+    )
+    base.add_argument("--batch-size", type=positive_int, default=64)
+    base.add_argument(
+        "--lr", dest="joint_lr", type=positive_float, default=1e-3, help="joint training's Adam step size"
+    )
+    base.add_argument("--filters", type=positive_int)
+    base.add_argument("--seed", type=nonnegative_int)
+    base.add_argument("--eval-interval", type=positive_int, default=5_000, help="steps between live few-shot estimates")
+    base.add_argument("--eval-tasks", type=positive_int, help="tasks per live estimate")
+    base.add_argument("--checkpoint-interval", type=positive_int, default=1_000)
+    base.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    base.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def command_line(argv: list) -> str:
+    """The command as typed, for provenance (config.json, the model card)."""
+    return "python -m training " + " ".join(shlex.quote(a) for a in argv)
+
+
+def load_trained_flag(parser, path: Path, flag: str = "--checkpoint"):
+    """training.checkpoint.load_trained, a missing or foreign file reported as an error naming `flag`."""
+    from .checkpoint import load_trained
+
+    try:
+        return load_trained(path)
+    except ValueError as error:  # missing, unreadable or not a checkpoint: the message says which
+        parser.error(f"argument {flag}: {error}")
+
+
+def check_device(parser, device: str) -> None:
+    """A one-line error for --device cuda where there is none."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("argument --device: cuda was asked for but no CUDA device is available")
