@@ -1,7 +1,7 @@
 """Server settings: defaults < environment variables (REPTILE_DEMO_*) < command-line flags."""
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,10 +80,6 @@ class Settings:
         for ok, message in checks:
             if not ok:
                 raise SettingsError(message)
-
-    def with_overrides(self, **overrides) -> "Settings":
-        """A copy with the non-None overrides applied (and validated)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _convert(name: str, kind, raw: str):

@@ -19,7 +19,9 @@ Tolerances of onnxruntime vs torch autograd (float32 both), measured on this mac
   other teacher-forced steps agreed to 1.2e-7: one discrete event, not a drift (torch's smallest
   |pre-ReLU| in the last layer at that step was above 2.7e-5, so there the runtimes differ by more). So
   the Adam run allows one step of the 20 to be such an event, and then does not compare the
-  free-running end point.
+  free-running end point. The SGD run likewise: on the same host, step 10 of the 10-way 3-shot SGD
+  run had 2,911 of 114,250 elements beyond 1e-6 (max 1.6e-5, in conv0-conv2), its 19 other steps
+  agreed to 1.2e-7; an SGD event must still stay within KINK_TOL.
 - 20 free-running steps: within FREE_RUN_TOL (measured <= 5e-5 on these tasks, up to 4e-4 on
   other random tasks); after a kink event the trajectories stay close but no longer agree to
   rounding.
@@ -380,15 +382,22 @@ def test_sgd_step_matches_torch_autograd(exported, model, ways, shots):
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
     params, _ = torch_state(model, ways)
     free = as_dict(model, params)
+    kinks = []
     for step in range(20):
         teacher, loss = model.train_step_sgd(as_dict(model, params), images, labels, LR_SGD)
         free, _ = model.train_step_sgd(free, images, labels, LR_SGD)
         params, expected_loss = torch_sgd_step(spec, params, x, y, LR_SGD)
-        assert_step_close(model, teacher, params, SGD_STEP_TOL, f"step {step + 1}")
+        try:
+            assert_step_close(model, teacher, params, SGD_STEP_TOL, f"step {step + 1}")
+        except AssertionError as error:  # a deep ReLU kink: a discrete event, at most one (module docstring)
+            kinks.append(str(error))
+            assert max_error(model, teacher, params) <= KINK_TOL, kinks
         assert loss == pytest.approx(expected_loss, rel=1e-5, abs=1e-5)
         if step == 0:
             assert_step_close(model, free, params, SGD_STEP_TOL, "first step")
-    assert max_error(model, free, params) <= FREE_RUN_TOL
+    assert len(kinks) <= 1, kinks
+    if not kinks:  # after a kink the free-running trajectories part by more than rounding
+        assert max_error(model, free, params) <= FREE_RUN_TOL
 
 
 @pytest.mark.parametrize("ways,shots", SHAPES)

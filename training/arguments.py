@@ -32,18 +32,6 @@ positive_float = number(float, lambda v: 0 < v < float("inf"), "a positive numbe
 unit_float = number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
-def comma_separated(convert, description: str):
-    """An argparse type for a comma-separated list whose items each pass `convert` (another such type)."""
-
-    def convert_list(text: str) -> list:
-        try:
-            return [convert(item) for item in text.split(",")]
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {description}, got {text!r}") from None
-
-    return convert_list
-
-
 def ways_x_shots(text: str) -> list:
     """ "5x1,5x5" -> [(5, 1), (5, 5)]."""
     try:

@@ -167,12 +167,3 @@ PRESETS = {
         eval_iters=88,
     ),
 }
-# The paper's Table (Reptile rows), for comparison in docs/results.md: (non-transductive, transductive) %.
-PAPER_REPTILE = {
-    "omniglot-5w1s": (95.39, 97.68),
-    "omniglot-5w5s": (98.90, 99.48),
-    "omniglot-20w1s": (88.14, 89.43),
-    "omniglot-20w5s": (96.65, 97.12),
-    "miniimagenet-5w1s": (47.07, 49.97),
-    "miniimagenet-5w5s": (62.74, 65.99),
-}
