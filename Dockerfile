@@ -1,6 +1,7 @@
 # The demo's serving image: a mirror of `make demo` (tests/test_server_docker.py checks the mirror).
 #   docker build -t reptile-demo . && docker run -p 8000:8000 reptile-demo
-# Stage 1: the browser runtime (onnxruntime-web, wasm build) from the npm registry, as web/package-lock.json pins it.
+# Stage 1: the browser runtime (onnxruntime-web, wasm build) and Swagger UI (the API docs at /docs) from the npm
+# registry, as web/package-lock.json pins them.
 FROM node:22-slim AS web
 WORKDIR /app/web
 COPY web/package.json web/package-lock.json ./
@@ -20,6 +21,11 @@ COPY preprocessing/ preprocessing/
 RUN pip install '.[brotli]' && useradd --create-home --uid 10001 demo
 COPY web/ web/
 COPY --from=web /app/web/node_modules/onnxruntime-web/dist/ web/node_modules/onnxruntime-web/dist/
+# What /vendor/swagger-ui/ serves (server/state.py SWAGGER_ALLOWED), with the package's licence and notice.
+COPY --from=web /app/web/node_modules/swagger-ui-dist/swagger-ui-bundle.js* \
+    /app/web/node_modules/swagger-ui-dist/swagger-ui.css* \
+    /app/web/node_modules/swagger-ui-dist/LICENSE /app/web/node_modules/swagger-ui-dist/NOTICE \
+    web/node_modules/swagger-ui-dist/
 COPY static/models/omniglot-20w/ static/models/omniglot-20w/
 USER demo
 EXPOSE 8000

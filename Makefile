@@ -42,7 +42,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	cd web && node_modules/.bin/biome lint js sw.js ../tests/js
+	cd web && node_modules/.bin/biome lint js docs sw.js ../tests/js
 
 test: lint chromium
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .files import sha256_file
-from .format import ADAM_V_PREFIX, MANIFEST_FILE, build_head, check_format
+from .format import ADAM_V_PREFIX, GRAPH_FILES, MANIFEST_FILE, UPDATED_PREFIX, build_head, check_format
+
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}  # onnxruntime's type names -> model.json's
 
 
 class BundleError(Exception):
@@ -86,7 +88,7 @@ class Bundle:
         return bundle
 
     def _check_weights(self) -> None:
-        """Every parameter and its Adam v is in the weights, float32, with the manifest's shape."""
+        """Every parameter and its Adam v is in the weights, float32, finite, with the manifest's shape."""
         ways = self.trained_ways
         for entry in self.manifest["architecture"]["parameters"]:
             shape = tuple(ways if d == "C" else d for d in entry["shape"])
@@ -98,6 +100,10 @@ class Bundle:
                     raise BundleError(
                         f"bundle {self.path}: {key} is {tensor.dtype}{list(tensor.shape)}, "
                         f"expected float32{list(shape)}"
+                    )
+                if not np.isfinite(tensor).all():
+                    raise BundleError(
+                        f"bundle {self.path}: {key} in {self.manifest['weights']['file']} holds NaN or infinity"
                     )
 
     # ------------------------------------------------------------------ properties
@@ -158,7 +164,8 @@ class Bundle:
 
     # ------------------------------------------------------------------ graphs
     def session(self, graph: str):
-        """The onnxruntime session of a graph (created on first use, CPU)."""
+        """The onnxruntime session of a graph (created on first use, CPU); BundleError naming the file
+        when onnxruntime cannot load it or its inputs and outputs are not model.json's."""
         if graph not in self._sessions:
             import onnxruntime as ort
 
@@ -167,8 +174,60 @@ class Bundle:
                 options.intra_op_num_threads = self._threads
                 options.inter_op_num_threads = 1
             file = self.path / self.manifest["graphs"][graph]["file"]
-            self._sessions[graph] = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+            try:
+                session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+            except Exception as error:  # onnxruntime's exceptions (InvalidProtobuf, Fail, ...) share no base class
+                raise BundleError(
+                    f"bundle {self.path}: {file.name} is not an ONNX graph onnxruntime can load ({_ort_reason(error)})"
+                ) from None
+            self._check_signature(graph, session)
+            self._sessions[graph] = session
         return self._sessions[graph]
+
+    def open_graphs(self) -> None:
+        """Create the session of every graph now, checking each; BundleError naming the first bad file."""
+        for graph in GRAPH_FILES:
+            if graph not in self.manifest["graphs"]:
+                raise BundleError(f"bundle {self.path}: {MANIFEST_FILE} declares no {graph} graph")
+            self.session(graph)
+
+    def _check_signature(self, graph: str, session) -> None:
+        """The graph's inputs and outputs are model.json's (names in order, dtypes, shapes), and their
+        names are those this reader feeds and reads; else BundleError naming the file."""
+        entry = self.manifest["graphs"][graph]
+        file, (inputs, outputs) = entry["file"], self._io_names(graph)
+        for kind, declared, actual, expected in (
+            ("input", entry.get("inputs") or [], session.get_inputs(), inputs),
+            ("output", entry.get("outputs") or [], session.get_outputs(), outputs),
+        ):
+            names = [d.get("name") for d in declared]
+            for whose, found, wanted, says in (
+                (MANIFEST_FILE, names, expected, "this reader needs"),
+                (file, [a.name for a in actual], names, f"{MANIFEST_FILE} declares"),
+            ):
+                if found != wanted:
+                    raise BundleError(
+                        f"bundle {self.path}: {whose} does not match the {graph} graph's signature: "
+                        f"{_difference(kind, found, wanted, says)}"
+                    )
+            for spec, arg in zip(declared, actual, strict=True):
+                dtype = ORT_DTYPES.get(arg.type, arg.type)
+                if dtype != spec.get("dtype") or not _shape_fits(arg.shape, spec.get("shape") or []):
+                    raise BundleError(
+                        f"bundle {self.path}: {file}'s {arg.name} is {dtype}{list(arg.shape)}, "
+                        f"{MANIFEST_FILE} declares {spec.get('dtype')}{spec.get('shape')}"
+                    )
+
+    def _io_names(self, graph: str) -> tuple:
+        """(inputs, outputs): the names this reader feeds to and reads from `graph`, in model.json's order."""
+        params = self.param_names
+        v = [ADAM_V_PREFIX + n for n in params]
+        updated = [UPDATED_PREFIX + n for n in params]
+        if graph == "predict":
+            return params + ["images"], ["logits", "probabilities"]
+        if graph == "train_step_sgd":
+            return params + ["images", "labels", "lr"], updated + ["loss"]
+        return params + v + ["images", "labels", "lr", "t", "eps"], updated + [UPDATED_PREFIX + n for n in v] + ["loss"]
 
     def _params_feed(self, params: dict) -> dict:
         """The parameters as contiguous float32 graph inputs."""
@@ -317,3 +376,23 @@ class Bundle:
 def load_bundle(path, threads: int | None = None) -> Bundle:
     """Load and verify a bundle directory; raises BundleError on any problem."""
     return Bundle.load(path, threads)
+
+
+def _ort_reason(error: Exception) -> str:
+    """onnxruntime's first line without its '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from ...' prefix."""
+    line = (str(error).strip() or type(error).__name__).splitlines()[0]
+    return line.rsplit(" : ", 1)[-1].split(" failed:", 1)[-1].strip()
+
+
+def _difference(kind: str, names: list, reference: list, says: str) -> str:
+    """Where a list of tensor names first departs from `reference`, in words."""
+    for i, (name, wanted) in enumerate(zip(names, reference, strict=False)):
+        if name != wanted:
+            return f"its {kind} {i + 1} is {name!r} where {says} {wanted!r}"
+    return f"it has {len(names)} {kind}s where {says} {len(reference)}"
+
+
+def _shape_fits(actual, declared) -> bool:
+    """A graph's shape (ints, or names/None for dynamic axes) matches model.json's (ints, or "B"/"C")."""
+    fits = (a == d if isinstance(d, int) else not isinstance(a, int) for a, d in zip(actual, declared, strict=False))
+    return len(actual) == len(declared) and all(fits)

@@ -10,7 +10,7 @@ import numpy as np
 from preprocessing import SPEC_VERSION
 
 from .adapt_request import InputError, Plan
-from .images import decode_image
+from .images import ImageLimits, decode_image
 
 
 class _CheckedBatches(Sequence):
@@ -37,16 +37,16 @@ class _CheckedBatches(Sequence):
             yield self._batch
 
 
-def run_plan(bundle, plan: Plan, check, max_bytes: int, max_pixels: int, queued_s: float = 0.0) -> dict:
+def run_plan(bundle, plan: Plan, check, limits: ImageLimits, queued_s: float = 0.0) -> dict:
     """On a worker: decode the images, adapt, predict. check() raises when the job must stop."""
     t0 = time.perf_counter()
     support = []
     for i, image in enumerate(plan.support):
-        support.append(decode_image(image, f"support[{i}].image", max_bytes, max_pixels))
+        support.append(decode_image(image, f"support[{i}].image", limits))
         check()
     queries = []
     for i, image in enumerate(plan.queries):
-        queries.append(decode_image(image, f"query[{i}].image", max_bytes, max_pixels))
+        queries.append(decode_image(image, f"query[{i}].image", limits))
         check()
     t1 = time.perf_counter()
     result = bundle.adapt(

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 IMAGE_SIDE = 28
 
 IMAGE_SCHEMA = {
-    "description": "A drawing: a PNG (dark ink on a light background, any size), as base64 or as a "
-    "`data:image/png;base64,` URL, preprocessed by the bundle's preprocessing spec; or a 28x28 "
-    "array (rows of numbers in [0, 1], ink = 1) that is already model input.",
+    "description": "A drawing: a PNG (dark ink on a light background, any size up to the server's limits), "
+    "as base64 or as a `data:image/png;base64,` URL, preprocessed by the bundle's preprocessing spec; or a "
+    "28x28 array (rows of numbers in [0, 1], ink = 1) that is already model input.",
     "anyOf": [
         {"type": "string", "title": "PNG (base64 or data URL)"},
         {
@@ -118,10 +118,11 @@ class ErrorResponse(BaseModel):
 class InputError(ValueError):
     """Invalid input: answered with `status` and the message (which names the field or image)."""
 
-    def __init__(self, message: str, status: int = 422, errors: list | None = None):
+    def __init__(self, message: str, status: int = 422, errors: list | None = None, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.errors = errors
+        self.headers = headers
 
 
 # ---------------------------------------------------------------------------- parsing and validation
@@ -130,16 +131,40 @@ def _reject_constant(name):
     raise InputError(f"malformed JSON: {name} is not allowed (numbers must be finite)", status=422)
 
 
-def parse_json(body: bytes):
-    """bytes -> JSON value; 400 for malformed JSON, 422 for NaN/Infinity literals."""
+class _TooManyDigits:
+    """Stands in for an integer literal over the interpreter's integer-string limit (4,300 digits),
+    so that the error can name where it is."""
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+
+def _int_or_marker(text: str):
+    """json.loads' parse_int for the second parse: the integer, or a _TooManyDigits marker."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(
-            f"malformed JSON: the body is not UTF-8 ({error.reason} at byte {error.start})", status=400
-        ) from None
+        return int(text)
+    except ValueError:
+        return _TooManyDigits(len(text.lstrip("-")))
+
+
+def _too_many_digits(data) -> InputError:
+    """The error for a body whose parse marked integers over the limit, naming where the first one is."""
+    stack = [((), data)]
+    while stack:  # depth-first in document order, without recursion
+        where, value = stack.pop()
+        if isinstance(value, _TooManyDigits):
+            return InputError(f"{_loc(where)}: the number has too many digits ({value.digits})")
+        if isinstance(value, dict):
+            stack.extend(((*where, key), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*where, i), item) for i, item in reversed(list(enumerate(value))))
+    return InputError("body: a number has too many digits")
+
+
+def _loads(text: str, parse_int=None):
+    """json.loads with NaN and Infinity refused; 400 for malformed JSON."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=parse_int)
     except json.JSONDecodeError as error:
         raise InputError(
             f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}", status=400
@@ -148,28 +173,99 @@ def parse_json(body: bytes):
         raise InputError("malformed JSON: nested too deeply", status=400) from None
 
 
+def parse_json(body: bytes):
+    """bytes -> JSON value; 400 for malformed JSON, 422 for NaN/Infinity literals and for integers
+    over the interpreter's integer-string limit (naming where)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"malformed JSON: the body is not UTF-8 ({error.reason} at byte {error.start})", status=400
+        ) from None
+    try:
+        return _loads(text)
+    except InputError:
+        raise
+    except ValueError:  # an integer over sys.get_int_max_str_digits(); parsed again (rare) to say where
+        raise _too_many_digits(_loads(text, _int_or_marker)) from None
+
+
 def _loc(loc) -> str:
-    """('support', 1, 'image') -> 'support[1].image'."""
+    """('support', 1, 'image') -> 'support[1].image' (a long field name is cut short)."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]" if out else f"body[{part}]"
+        else:
+            name = part if len(part) <= 40 else part[:40] + "..."
+            out += f".{name}" if out else name
     return out or "body"
 
 
-_FRIENDLY = {
+def number_text(value) -> str:
+    """A number for an error message; an integer too long to read is described by its length."""
+    if isinstance(value, int) and not -(10**15) < value < 10**15:
+        return f"a number with {len(str(abs(value)))} digits"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def json_kind(value) -> str:
+    """The JSON type of a parsed value, as an error message names it ('an array', 'null', ...)."""
+    kinds = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
+    return "null" if value is None else kinds.get(type(value), "a value of another type")
+
+
+_PROBLEMS = {
     "missing": "is required",
     "extra_forbidden": "is not a known field",
     "finite_number": "must be a finite number (NaN and infinity are not allowed)",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_parsing_size": "must be an integer (this one has too many digits)",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be an array",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
 }
+
+
+def problem(item: dict) -> str:
+    """One pydantic error -> what is wrong, in the API's words (never the input's value or a class name)."""
+    kind, ctx = item.get("type", ""), item.get("ctx") or {}
+    if kind == "float_type" and type(item.get("input")) is int:
+        return "the number is too large"
+    if kind in _PROBLEMS:
+        return _PROBLEMS[kind]
+    bounds = {
+        "greater_than_equal": "at least",
+        "greater_than": "more than",
+        "less_than_equal": "at most",
+        "less_than": "less than",
+    }
+    bound = next((ctx[key] for key in ("ge", "gt", "le", "lt") if key in ctx), None)
+    if kind in bounds and bound is not None:
+        return f"must be {bounds[kind]} {bound}"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"must be {ctx['expected']}"
+    return "is not valid"
 
 
 def format_validation_error(error: ValidationError) -> InputError:
     """pydantic's errors -> one InputError (422) listing each problem with where it is."""
-    messages = []
-    for item in error.errors(include_url=False):
-        where = _loc(item["loc"])
-        text = _FRIENDLY.get(item["type"], item["msg"][:1].lower() + item["msg"][1:])
-        messages.append(f"{where}: {text}")
+    messages = [f"{_loc(item['loc'])}: {problem(item)}" for item in error.errors(include_url=False)]
     detail = (
         messages[0]
         if len(messages) == 1
@@ -191,8 +287,7 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
     """The parsed JSON -> Plan, or InputError. limits: min/max classes and shots, max_steps, max_lr,
     max_queries (already narrowed to the bundle). defaults: the bundle's adaptation section."""
     if not isinstance(data, dict):
-        kind = type(data).__name__ if data is not None else "null"
-        raise InputError(f"the body must be a JSON object with support and query, got {kind}")
+        raise InputError(f"body: must be a JSON object with support and query, got {json_kind(data)}")
     try:
         request = AdaptRequest.model_validate(data)
     except ValidationError as error:
@@ -202,7 +297,7 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
     values = [s.label for s in request.support]
     for where, label in enumerate(values):
         if label < 0:
-            raise InputError(f"support[{where}].label: labels are 0..N-1, got {label}")
+            raise InputError(f"support[{where}].label: labels are 0..N-1, got {number_text(label)}")
     if max(values) >= limits["max_classes"]:
         top = max(values)
         shown = top if top < 10**6 else "a huge number"
@@ -239,10 +334,10 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
         raise InputError(f"too many queries: {len(request.query)}; at most {limits['max_queries']}")
     steps = defaults["steps"] if request.steps is None else request.steps
     if not 0 <= steps <= limits["max_steps"]:
-        raise InputError(f"steps: must be 0..{limits['max_steps']}, got {steps}")
+        raise InputError(f"steps: must be an integer 0..{limits['max_steps']}, got {number_text(steps)}")
     lr = defaults["lr"] if request.lr is None else request.lr
     if not 0 < lr <= limits["max_lr"]:
-        raise InputError(f"lr: must be > 0 and <= {limits['max_lr']:g}, got {lr:g}")
+        raise InputError(f"lr: must be > 0 and <= {limits['max_lr']:g}, got {number_text(lr)}")
     transductive = defaults["transductive"] if request.transductive is None else request.transductive
     if transductive and len(request.query) < 2:
         raise InputError(

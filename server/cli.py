@@ -22,6 +22,16 @@ from .config import DEFAULT_MODEL, ENV_PREFIX, ROOT, SettingsError, settings_fro
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class OneLineFormatter(logging.Formatter):
+    """LOG_FORMAT with every non-printable character of the message backslash-escaped, so no logged
+    value (a request path, a header) can end a record's line or write a control character; a
+    traceback still follows on lines of its own."""
+
+    def formatMessage(self, record):
+        record.message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in record.message)
+        return super().formatMessage(record)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `reptile-demo` parser: the serve and export-static commands."""
     parser = argparse.ArgumentParser(prog="reptile-demo", description="The Reptile few-shot demo server.")
@@ -77,7 +87,9 @@ def main(argv=None) -> int:
     except SettingsError as error:
         print(f"reptile-demo: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     started = time.perf_counter()
     import uvicorn
 
@@ -86,7 +98,8 @@ def main(argv=None) -> int:
     app = create_app(settings)
     state = app.state.demo
     if state.bundle is None:
-        print(f"reptile-demo: cannot serve {settings.model}: {state.bundle_error}", file=sys.stderr)
+        reason = state.bundle_error.removeprefix(f"bundle {settings.model}: ")  # the folder is named once
+        print(f"reptile-demo: cannot serve {settings.model}: {reason}", file=sys.stderr)
         return 2
     if state.bundle.warning:
         logging.getLogger("reptile_demo").warning("model %s: %s", state.bundle.name, state.bundle.warning)

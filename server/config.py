@@ -29,6 +29,8 @@ class Settings:
     max_body_bytes: int = 2 * 1024 * 1024
     max_image_bytes: int = 512 * 1024  # one PNG, decoded from base64
     max_image_pixels: int = 1024 * 1024  # one PNG's width * height, checked from its header before decoding
+    max_image_side: int = 2048  # one PNG's width and its height, likewise (area alone admits 1048576x1)
+    max_request_pixels: int = 8 * 1024 * 1024  # all of a request's PNGs together, from their headers
     min_classes: int = 2  # narrowed to the bundle's range, never widened
     max_classes: int = 10
     min_shots: int = 1
@@ -52,6 +54,11 @@ class Settings:
             (
                 1 <= self.max_image_pixels <= 2048 * 2048,
                 f"max_image_pixels must be 1..{2048 * 2048} (the preprocessing limit), got {self.max_image_pixels}",
+            ),
+            (1 <= self.max_image_side <= 2048, f"max_image_side must be 1..2048, got {self.max_image_side}"),
+            (
+                self.max_image_pixels <= self.max_request_pixels <= 1 << 30,
+                f"max_request_pixels must be max_image_pixels..{1 << 30}, got {self.max_request_pixels}",
             ),
             (
                 2 <= self.min_classes <= self.max_classes,

@@ -8,7 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .adapt_request import ErrorResponse, InputError
+from .adapt_request import ErrorResponse, InputError, problem
+from .middleware import log_token
 from .pool import DeadlineExceeded, Overloaded
 from .state import State
 
@@ -48,12 +49,12 @@ def not_ready(state: State) -> JSONResponse:
 
 
 async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    """FastAPI's parameter validation (query and path): 422 naming each parameter."""
+    """FastAPI's parameter validation (query and path): 422 naming each parameter and its problem."""
     messages = []
     for item in error.errors():
         loc = [p for p in item.get("loc", ()) if p not in ("query", "body", "path")]
-        where = ".".join(str(p) for p in loc) or "request"
-        messages.append(f"{where}: {item.get('msg', 'invalid')}")
+        where = ".".join(str(p)[:40] for p in loc) or "request"
+        messages.append(f"{where}: {problem(item)}")
     return error_response(422, messages[0] if len(messages) == 1 else "; ".join(messages), messages)
 
 
@@ -63,8 +64,8 @@ async def on_http_error(request: Request, error: StarletteHTTPException) -> JSON
 
 
 async def on_input_error(request: Request, error: InputError) -> JSONResponse:
-    """Invalid input: its status (400, 413, 415 or 422) and message."""
-    return error_response(error.status, str(error), error.errors)
+    """Invalid input: its status (400, 413, 415 or 422), message and headers."""
+    return error_response(error.status, str(error), error.errors, error.headers)
 
 
 async def on_overloaded(request: Request, error: Overloaded) -> JSONResponse:
@@ -82,8 +83,9 @@ async def on_deadline(request: Request, error: DeadlineExceeded) -> JSONResponse
 
 
 async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-    """Anything else: logged with its traceback, answered 500 without details."""
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    """Anything else: answered 500 without details. Starlette raises the error again after this
+    answer, and the server logs it with its traceback, so one line here says where it came from."""
+    log.error("unexpected %s on %s %s", type(error).__name__, log_token(request.method), log_token(request.url.path))
     return error_response(500, "internal server error")
 
 

@@ -22,7 +22,8 @@ from .config import DEFAULT_MODEL, ROOT, Settings
 WEB = ROOT / "web"
 ORT_DIST = WEB / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-WEB_SKIP = {"templates", "node_modules", "package.json", "package-lock.json", "sw.js"}
+# docs/: the initialiser of the server's /docs page, which a static copy has no use for
+WEB_SKIP = {"templates", "node_modules", "package.json", "package-lock.json", "sw.js", "docs"}
 WEB_SUFFIXES = {".js", ".mjs", ".css", ".json", ".svg", ".png", ".ico", ".woff2", ".txt"}
 MARKER = ".reptile-demo-static"
 HEADERS = """/*

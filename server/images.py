@@ -1,26 +1,58 @@
-"""Request images -> model input: a PNG (base64 or a data URL, preprocessed by the spec in
-preprocessing/) or a 28x28 array. Runs on a pool worker; every error names the image."""
+"""Request images -> model input: a PNG (base64 or a data URL, its structure and size checked by
+png_check.py, then preprocessed by the spec in preprocessing/) or a 28x28 array. Runs on a pool
+worker; every error names the image."""
 
 import base64
 import binascii
 import math
 import struct
+from typing import NamedTuple
 
 import numpy as np
 
 from preprocessing import EmptyDrawingError, decode_png_ink, to_model_input
 
-from .adapt_request import IMAGE_SIDE, InputError
+from .adapt_request import IMAGE_SIDE, InputError, json_kind, number_text
+from .png_check import PNG_SIGNATURE, PngError, checked_png
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URL_PREFIX = "data:image/png;base64,"
 
 
-def _png_size(data: bytes):
-    """(width, height) from the IHDR chunk, which must come first in a PNG."""
-    if len(data) < 24 or data[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", data[16:24])
+class ImageLimits(NamedTuple):
+    """What one PNG may be: bytes (decoded from base64), pixels in all and pixels a side."""
+
+    max_bytes: int
+    max_pixels: int
+    max_side: int
+
+
+def _base64_payload(text: str) -> str:
+    """The base64 of a PNG given as base64 or a data URL (the URL's header is checked later)."""
+    payload = text.strip()
+    if payload[:5].lower() == "data:":
+        payload = payload.partition(",")[2]
+    return "".join(payload.split())
+
+
+def check_request_pixels(images: list, limit: int) -> None:
+    """InputError unless the PNGs among `images` hold at most `limit` pixels together, read from the
+    first bytes of each (its IHDR), before any is decoded: one image's cost grows with its pixels,
+    and a request may hold many images."""
+    total = 0
+    for value in images:
+        if isinstance(value, str):
+            try:
+                head = base64.b64decode(_base64_payload(value)[:32], validate=True)
+            except (binascii.Error, ValueError):
+                continue  # decode_image says what is wrong with it
+            if len(head) == 24 and head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR":
+                width, height = struct.unpack(">II", head[16:24])
+                total += width * height
+    if total > limit:
+        held = f"{total} pixels" if total < 10**15 else "far more pixels than that"  # headers can claim 2**62
+        raise InputError(
+            f"the images are too large together: their PNGs hold {held}, the limit is {limit} pixels per request"
+        )
 
 
 def _not_png_message(data: bytes) -> str:
@@ -40,36 +72,29 @@ def _not_png_message(data: bytes) -> str:
     return "not a PNG image (the data does not start with the PNG signature)"
 
 
-def decode_image(value, where: str, max_bytes: int, max_pixels: int) -> np.ndarray:
+def decode_image(value, where: str, limits: ImageLimits) -> np.ndarray:
     """One request image -> float32 [28, 28] model input, or InputError naming `where`."""
     if isinstance(value, str):
-        return _decode_png(value, where, max_bytes, max_pixels)
+        return _decode_png(value, where, limits)
     if isinstance(value, list):
         return _decode_array(value, where)
-    kind = (
-        "null"
-        if value is None
-        else {bool: "a boolean", int: "a number", float: "a number", dict: "an object"}.get(
-            type(value), type(value).__name__
-        )
-    )
     raise InputError(
-        f"{where}: expected a PNG (base64 or a data:image/png;base64, URL) or a 28x28 array of numbers, got {kind}"
+        f"{where}: expected a PNG (base64 or a data:image/png;base64, URL) or a 28x28 array of numbers, "
+        f"got {json_kind(value)}"
     )
 
 
-def _decode_png(text: str, where: str, max_bytes: int, max_pixels: int) -> np.ndarray:
-    """A base64 PNG or data URL -> model input, checking sizes before decoding."""
-    payload = text.strip()
-    if payload[:5].lower() == "data:":
-        header, comma, payload = payload.partition(",")
+def _decode_png(text: str, where: str, limits: ImageLimits) -> np.ndarray:
+    """A base64 PNG or data URL -> model input, checking sizes and structure before decoding."""
+    if text.lstrip()[:5].lower() == "data:":
+        header, comma, _ = text.strip().partition(",")
         if not comma or header.lower().replace(" ", "") != DATA_URL_PREFIX[:-1]:
-            raise InputError(f"{where}: a data URL must start with {DATA_URL_PREFIX!r}, got {header[:40]!r}")
-    payload = "".join(payload.split())
-    if len(payload) * 3 // 4 > max_bytes + 2:
+            raise InputError(f"{where}: a data URL must start with {DATA_URL_PREFIX} (a PNG as base64)")
+    payload = _base64_payload(text)
+    if len(payload) * 3 // 4 > limits.max_bytes + 2:
         raise InputError(
             f"{where}: the image is too large: about {len(payload) * 3 // 4} bytes, the limit is "
-            f"{max_bytes} bytes per image"
+            f"{limits.max_bytes} bytes per image"
         )
     if not payload:
         raise InputError(f"{where}: the image is an empty string; send a PNG as base64")
@@ -79,29 +104,22 @@ def _decode_png(text: str, where: str, max_bytes: int, max_pixels: int) -> np.nd
         raise InputError(
             f"{where}: not valid base64 (use the standard alphabet with padding, or a {DATA_URL_PREFIX}... URL)"
         ) from None
-    if len(data) > max_bytes:
+    if len(data) > limits.max_bytes:
         raise InputError(
-            f"{where}: the image is too large: {len(data)} bytes, the limit is {max_bytes} bytes per image"
+            f"{where}: the image is too large: {len(data)} bytes, the limit is {limits.max_bytes} bytes per image"
         )
     if not data.startswith(PNG_SIGNATURE):
         raise InputError(f"{where}: {_not_png_message(data)}")
-    size = _png_size(data)
-    if size is None:
-        raise InputError(f"{where}: not a readable PNG image (no IHDR header chunk)")
-    width, height = size
-    if width < 1 or height < 1:
-        raise InputError(f"{where}: not a readable PNG image (size {width}x{height})")
-    if width * height > max_pixels:
-        raise InputError(
-            f"{where}: the image is too large: {width}x{height} = {width * height} pixels, the limit is "
-            f"{max_pixels} pixels"
-        )
+    try:
+        data = checked_png(data, limits.max_pixels, limits.max_side)
+    except PngError as error:
+        raise InputError(f"{where}: {error}") from None
     try:
         ink = decode_png_ink(data)
-    except ValueError as error:
-        raise InputError(f"{where}: {error}") from None
-    except Exception as error:  # a decoder failure on hostile data must stay a 4xx
-        raise InputError(f"{where}: not a readable PNG image ({type(error).__name__})") from None
+    except Exception:  # Pillow's text (and object reprs) must not reach the client; the structure was checked
+        raise InputError(
+            f"{where}: not a readable PNG image (the compressed image data is corrupt or too short)"
+        ) from None
     try:
         return to_model_input(ink)
     except EmptyDrawingError:
@@ -124,12 +142,11 @@ def _decode_array(rows: list, where: str) -> np.ndarray:
     for i, row in enumerate(rows):
         for j, x in enumerate(row):
             if type(x) is not float and type(x) is not int:
-                kind = {bool: "a boolean", str: "a string", type(None): "null"}.get(type(x), type(x).__name__)
-                raise InputError(f"{where}[{i}][{j}]: expected a number, got {kind}")
+                raise InputError(f"{where}[{i}][{j}]: expected a number, got {json_kind(x)}")
             if not -math.inf < x < math.inf:  # NaN fails both comparisons
                 raise InputError(f"{where}[{i}][{j}]: must be finite (NaN and infinity are not allowed)")
             if not 0 <= x <= 1:
-                raise InputError(f"{where}[{i}][{j}]: model input values are in [0, 1] (ink = 1), got {x}")
+                raise InputError(f"{where}[{i}][{j}]: model input values are in [0, 1] (ink = 1), got {number_text(x)}")
     image = np.array(rows, dtype=np.float32)
     if not image.any():
         raise InputError(f"{where}: the drawing is empty (every value is 0, no ink)")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from .adapt import run_plan
 from .adapt_request import AdaptRequest, AdaptResponse, ErrorResponse, InputError, parse_json, validate_request
 from .errors import ERROR_RESPONSES, not_ready
+from .images import ImageLimits, check_request_pixels
 from .state import StateDep
 
 router = APIRouter()
@@ -80,10 +81,12 @@ async def api_adapt(request: Request, state: StateDep):
     body = await read_body(request, settings.max_body_bytes)
     data = parse_json(body)
     plan = validate_request(data, state.limits, state.bundle.defaults)
+    check_request_pixels(plan.support + plan.queries, settings.max_request_pixels)
+
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels, settings.max_image_side)
 
     def work(job):
-        queued = time.monotonic() - job.enqueued
-        return run_plan(state.bundle, plan, job.check, settings.max_image_bytes, settings.max_image_pixels, queued)
+        return run_plan(state.bundle, plan, job.check, limits, time.monotonic() - job.enqueued)
 
     result = await state.pool.run(work, settings.timeout_s)
     result["elapsed_ms"] = round((time.perf_counter() - received) * 1000, 3)
@@ -96,11 +99,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing (413) anything over `limit` bytes without reading more than limit + one chunk."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
-        raise InputError(f"the body must be application/json, got {content_type or 'no Content-Type'}", status=415)
-    declared = request.headers.get("content-length")
+        raise InputError(f"the body must be application/json, got {content_type[:60] or 'no Content-Type'}", status=415)
+    declared = request.headers.get("content-length")  # never beside Transfer-Encoding: the middleware refuses that
     if declared is not None:
-        if not declared.isdigit():
-            raise InputError(f"invalid Content-Length {declared[:20]!r}", status=400)
+        if not (declared.isascii() and declared.isdigit()):
+            raise InputError("invalid Content-Length: not a number of bytes", status=400)
+        if len(declared) > 15:  # over any limit, and too long to convert cheaply
+            raise InputError(f"the declared body is over the limit of {limit} bytes", status=413)
         if int(declared) > limit:
             raise InputError(f"the body is {int(declared)} bytes, over the limit of {limit} bytes", status=413)
     chunks, size = [], 0

@@ -1,6 +1,6 @@
 """The static files: /web/<path>, /vendor/onnxruntime-web/<file> (the wasm build only),
-/models/<name>/<file> and /sw.js, with content-hash caching, ETags and compression (server/static.py).
-None of them is in the OpenAPI schema."""
+/vendor/swagger-ui/<file> (what /docs loads), /models/<name>/<file> and /sw.js, with content-hash
+caching, ETags and compression (server/static.py). None of them is in the OpenAPI schema."""
 
 from pathlib import Path
 
@@ -10,9 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from . import static
 from .errors import error_response
-from .state import ORT_ALLOWED, State, StateDep
+from .state import ORT_ALLOWED, SWAGGER_ALLOWED, State, StateDep
 
 router = APIRouter()
+SWAGGER_MISSING = (
+    "swagger-ui-dist is not installed: run `npm ci` in web/ (the Makefile's setup does it) to get "
+    "web/node_modules/swagger-ui-dist, which the API documentation at /docs loads"
+)
 
 
 async def send_file(request: Request, state: State, path: Path | None, missing: str, cache: str | None = None):
@@ -64,6 +68,16 @@ async def ort_file(request: Request, name: str, state: StateDep):
             "does it) to get web/node_modules/onnxruntime-web",
         )
     return await send_file(request, state, path, f"onnxruntime-web does not ship {name}")
+
+
+@router.api_route("/vendor/swagger-ui/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+async def swagger_file(request: Request, name: str, state: StateDep):
+    path = state.swagger_path(name)
+    if path is None:
+        return error_response(404, f"/vendor/swagger-ui/ serves only {', '.join(sorted(SWAGGER_ALLOWED))}")
+    if not path.parent.is_dir():
+        return error_response(404, SWAGGER_MISSING)
+    return await send_file(request, state, path, f"swagger-ui-dist does not ship {name}")
 
 
 @router.api_route("/models/{name}/{file}", methods=["GET", "HEAD"], include_in_schema=False)

@@ -34,15 +34,24 @@ def page_settings(limits: dict, classes, shots, mode, theme) -> dict:
     if not limits["min_shots"] <= values["shots"] <= limits["max_shots"]:
         raise InputError(f"shots: must be {limits['min_shots']}..{limits['max_shots']}, got {values['shots']}")
     if values["mode"] not in MODES:
-        raise InputError(f"mode: must be one of {', '.join(MODES)}, got {values['mode']!r}")
+        raise InputError(f"mode: must be one of {', '.join(MODES)}")
     if values["theme"] not in THEMES:
-        raise InputError(f"theme: must be one of {', '.join(THEMES)}, got {values['theme']!r}")
+        raise InputError(f"theme: must be one of {', '.join(THEMES)}")
     return values
 
 
 def base_url(request: Request, state: State) -> str:
     """The absolute base URL of the demo, without a trailing slash."""
     return (state.settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def base_url_caching(state: State, cache_control: str) -> dict:
+    """The caching headers of an answer holding base_url: `cache_control` when REPTILE_DEMO_PUBLIC_URL
+    fixes it; else the answer is built from the request's Host header, so only the client may store
+    it (a shared cache keyed without Host would hand a forged host's URLs to everyone)."""
+    if state.settings.public_url:
+        return {"Cache-Control": cache_control}
+    return {"Cache-Control": "private, " + cache_control.removeprefix("public, "), "Vary": "Host"}
 
 
 def render(request: Request, state: State, template: str, embed: bool, values: dict) -> HTMLResponse:
@@ -67,7 +76,7 @@ def render(request: Request, state: State, template: str, embed: bool, values: d
     }
     html = state.templates.get_template(template).render(**context)
     headers = {
-        "Cache-Control": "no-cache",
+        **base_url_caching(state, "no-cache"),
         "Link": f'<{oembed}>; rel="alternate"; type="application/json+oembed"; title="Reptile few-shot demo"',
     }
     return HTMLResponse(html, headers=headers)
@@ -153,11 +162,14 @@ async def oembed(
     if format == "xml":
         return error_response(501, "format=xml is not offered; use format=json")
     if format != "json":
-        raise InputError(f"format: must be json, got {format!r}")
+        raise InputError("format: must be json")
     if state.bundle is None:
         return not_ready(state)
     base = base_url(request, state)
-    parts, own = urlsplit(url), urlsplit(base)
+    try:
+        parts, own = urlsplit(url), urlsplit(base)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise InputError("url: not a valid URL") from None
     path = parts.path[len(own.path) :] if own.path and parts.path.startswith(own.path) else parts.path
     if (
         parts.scheme not in ("http", "https")
@@ -169,7 +181,7 @@ async def oembed(
     try:
         values = page_settings(
             state.limits,
-            *(int(query[k]) if k in query else None for k in ("classes", "shots")),
+            *(url_integer(query, name, state.limits) for name in ("classes", "shots")),
             query.get("mode"),
             query.get("theme"),
         )
@@ -195,8 +207,18 @@ async def oembed(
             "height": height,
             "cache_age": 3600,
         },
-        headers={"Cache-Control": "public, max-age=3600"},
+        headers=base_url_caching(state, "public, max-age=3600"),
     )
+
+
+def url_integer(query: dict, name: str, limits: dict):
+    """classes or shots from oEmbed's url: None when absent, else a decimal integer (InputError naming it)."""
+    text = query.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):  # a longer number is out of range anyway
+        raise InputError(f"{name}: must be an integer {limits[f'min_{name}']}..{limits[f'max_{name}']}")
+    return int(text)
 
 
 def html_attribute(text: str) -> str:

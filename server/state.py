@@ -31,6 +31,10 @@ ORT_FILES = (
     "ort-wasm-simd-threaded.mjs",
 )
 ORT_ALLOWED = frozenset(ORT_FILES + tuple(f + ".map" for f in ORT_FILES if not f.endswith(".wasm")))
+SWAGGER_DIST = Path("node_modules") / "swagger-ui-dist"
+# What /docs loads of Swagger UI (the bundle sets the global SwaggerUIBundle), and their source maps.
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
+SWAGGER_ALLOWED = frozenset(SWAGGER_FILES + tuple(f + ".map" for f in SWAGGER_FILES))
 MODEL_SUFFIXES = {".json", ".onnx", ".safetensors", ".md", ".txt"}
 WEB_HIDDEN = {"templates", "node_modules"}
 
@@ -55,12 +59,10 @@ class State:
             self.bundle = load_bundle(settings.model, threads=1)
             check_spec(self.bundle)
             self.limits = self._limits()
-            for graph in self.bundle.manifest["graphs"]:
-                self.bundle.session(graph)  # create the sessions now, not in the first request
+            self.bundle.open_graphs()  # every session created and checked now, not in the first request
         except (BundleError, ValueError, KeyError, OSError) as error:
             self.bundle = None
             self.bundle_error = f"{type(error).__name__}: {error}" if not isinstance(error, BundleError) else str(error)
-            log.error("the model bundle %s is not usable: %s", settings.model, self.bundle_error)
             return
         self.pool = WorkerPool(settings.workers, settings.queue)
 
@@ -101,6 +103,10 @@ class State:
         """A file of onnxruntime-web's wasm build, or None for any other name."""
         return self.settings.web_dir / ORT_DIST / name if name in ORT_ALLOWED else None
 
+    def swagger_path(self, name: str) -> Path | None:
+        """A file of Swagger UI's distribution that /docs loads, or None for any other name."""
+        return self.settings.web_dir / SWAGGER_DIST / name if name in SWAGGER_ALLOWED else None
+
     def model_path(self, name: str, file: str) -> Path | None:
         """A bundle file: the served bundle under its folder name, or a bundle in models_dir."""
         if "/" in name or "/" in file or Path(file).suffix.lower() not in MODEL_SUFFIXES:
@@ -112,13 +118,16 @@ class State:
 
     def asset_url(self, relative: str, root_path: str = "") -> str:
         """'web/js/app.js' -> '/web/js/app.js?v=<sha256[:12]>' (also 'vendor/onnxruntime-web/<file>',
-        'models/<name>/<file>' or 'static/models/<name>/<file>'). Unversioned if the file is missing."""
+        'vendor/swagger-ui/<file>', 'models/<name>/<file>' or 'static/models/<name>/<file>').
+        Unversioned if the file is missing."""
         relative = relative.lstrip("/")
         path, url = None, "/" + relative
         if relative.startswith("web/"):
             path = self.web_path(relative[4:])
         elif relative.startswith("vendor/onnxruntime-web/"):
             path = self.ort_path(relative.rsplit("/", 1)[1])
+        elif relative.startswith("vendor/swagger-ui/"):
+            path = self.swagger_path(relative.rsplit("/", 1)[1])
         elif relative.startswith(("models/", "static/models/")):
             parts = relative.split("/")[-2:]
             url = "/models/" + "/".join(parts)
@@ -146,6 +155,8 @@ class State:
                 "max_body_bytes": s.max_body_bytes,
                 "max_image_bytes": s.max_image_bytes,
                 "max_image_pixels": s.max_image_pixels,
+                "max_image_side": s.max_image_side,
+                "max_request_pixels": s.max_request_pixels,
                 "timeout_s": s.timeout_s,
             },
         )

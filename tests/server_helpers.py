@@ -47,6 +47,10 @@ def make_web_dir(root: Path, contract_templates: bool = False) -> Path:
     (dist / "ort-wasm-simd-threaded.wasm").write_bytes(b"\0asm\x01\0\0\0" + bytes(5000))
     (dist / "ort.webgl.min.js").write_text("// not the wasm build\n")
     (web / "node_modules" / "onnxruntime-web" / "package.json").write_text("{}")
+    swagger = web / "node_modules" / "swagger-ui-dist"
+    swagger.mkdir()
+    (swagger / "swagger-ui-bundle.js").write_text("window.SwaggerUIBundle = () => {};\n")
+    (swagger / "swagger-ui.css").write_text(".swagger-ui {}\n")
     tpl = web / "templates"
     shutil.copytree(ROOT / "web" / "templates", tpl)
     (tpl / "partial.html").write_text("private template source {{ secret }}\n")

@@ -168,6 +168,19 @@ def test_decode_png_reads_modes_and_alpha():
     np.testing.assert_allclose(decode_png_ink(png_bytes(transparent)), np.zeros((2, 3)), atol=1e-12)
 
 
+def test_decode_png_scales_16_bit_grey_to_8_bits():
+    """A 16-bit grey PNG reads as the same ink as its 8-bit twin (v / 257), its tRNS grey as background."""
+    values = np.array([[0, 0x3333, 0x8080], [0xCCCC, 0xFFFF, 0x1234]], dtype=np.uint16)
+    twin = Image.fromarray(np.rint(values / 257.0).astype(np.uint8))
+    sixteen = Image.fromarray(values)
+    assert Image.open(io.BytesIO(png_bytes(sixteen))).mode.startswith("I")
+    np.testing.assert_allclose(decode_png_ink(png_bytes(sixteen)), decode_png_ink(png_bytes(twin)), atol=1e-12)
+    out = io.BytesIO()
+    sixteen.save(out, format="PNG", transparency=0)  # black marked transparent: background, not ink
+    ink = decode_png_ink(out.getvalue())
+    assert ink[0, 0] == 0 and ink[0, 1] > 0.7
+
+
 @pytest.mark.parametrize(
     "data, message",
     [

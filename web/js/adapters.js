@@ -1,7 +1,8 @@
 // Where adaptation runs: in the browser (a Web Worker with onnxruntime-web) or on the server
 // (POST /api/adapt). Both take the same request and report per-step losses and the result.
 // The Scheduler keeps only the newest request: a new one stops the running one (at its next step
-// in the worker, by aborting the fetch for the server) and replaces any waiting one.
+// in the worker, by aborting the fetch for the server) and replaces any waiting one. The server
+// adapter honours a busy server's Retry-After: no request leaves before the time it asked for.
 import { Cancelled } from "./cancelled.js";
 
 export class BrowserAdapter {
@@ -96,13 +97,57 @@ export class BrowserAdapter {
   }
 }
 
+// A busy server (503 or 429 with Retry-After) is waited for, at most MAX_BACKOFF_MS whatever it
+// asks; a request waits at most MAX_BACKOFFS times, then fails (and the page offers the browser).
+export const MAX_BACKOFF_MS = 60_000;
+const MAX_BACKOFFS = 3;
+
+// An HTTP-date (IMF-fixdate, RFC 850 or asctime; always GMT, which asctime does not spell) -> ms since
+// the epoch; NaN if it is none.
+const httpDate = (text) => (/^[a-z]{3}/i.test(text) ? Date.parse(`${text.replace(/\s*GMT$/i, "")} GMT`) : Number.NaN);
+
+// Retry-After, in delta-seconds or as an HTTP-date (read against the answer's own Date where it has
+// one, so a client clock that is off does not matter) -> the ms to wait; null if absent or unreadable.
+export function retryAfterMs(value, date = null) {
+  const text = (value || "").trim();
+  let ms;
+  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
+  else if (!Number.isNaN(httpDate(text))) {
+    const now = httpDate((date || "").trim());
+    ms = httpDate(text) - (Number.isNaN(now) ? Date.now() : now);
+  } else return null;
+  return Math.min(Math.max(ms, 0), MAX_BACKOFF_MS);
+}
+
+// Resolves after ms, or rejects with Cancelled as soon as signal aborts.
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new Cancelled());
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    function abort() {
+      clearTimeout(timer);
+      reject(new Cancelled());
+    }
+    signal.addEventListener("abort", abort, { once: true });
+  });
+}
+
 export class ServerAdapter {
   constructor(apiUrl) {
     this.url = `${apiUrl.replace(/\/$/, "")}/adapt`;
     this.place = "server";
+    this.notBefore = 0; // no request leaves before this time (performance.now()), as the server asked
   }
 
-  start(request, onStep) {
+  // onWait(until): the request waits for the server until `until` (performance.now()); onWait(null):
+  // the wait is over and the request is sent. Callbacks come only after start() has returned.
+  start(request, onStep, onWait = () => {}) {
     const controller = new AbortController();
     const rows = (image) => Array.from({ length: 28 }, (_, r) => Array.from(image.subarray(r * 28, r * 28 + 28)));
     const body = {
@@ -111,26 +156,47 @@ export class ServerAdapter {
     };
     if (request.steps != null) body.steps = request.steps;
     if (request.lr != null) body.lr = request.lr;
-    const started = performance.now();
-    const run = fetch(this.url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-      signal: controller.signal, credentials: "same-origin" })
-      .then(async (response) => {
-        const data = await response.json().catch(() => ({}));
-        if (!response.ok) {
-          const retry = response.headers.get("Retry-After");
-          throw new Error(`the server answered ${response.status}: ${data.detail || response.statusText}` +
-            (retry ? ` (retry after ${retry} s)` : ""));
-        }
+    const run = Promise.resolve().then(() => this.send(JSON.stringify(body), controller.signal, onStep, onWait));
+    return { run, cancel: () => controller.abort() };
+  }
+
+  async send(body, signal, onStep, onWait) {
+    for (let backoffs = 0; ; backoffs++) {
+      await this.waitForServer(signal, onWait);
+      const started = performance.now();
+      const response = await fetch(this.url, { method: "POST", headers: { "Content-Type": "application/json" }, body,
+        signal, credentials: "same-origin" }).catch((error) => {
+        if (error.name === "AbortError") throw new Cancelled();
+        throw new Error(`could not reach the server: ${error.message}`);
+      });
+      const data = await response.json().catch(() => ({}));
+      if (signal.aborted) throw new Cancelled(); // stopped while the answer was being read
+      if (response.ok) {
         data.losses.forEach((loss, k) => {
           onStep("meta", k, loss);
         });
         return { probabilities: data.probabilities, predictions: data.predictions, losses: data.losses,
           elapsedMs: data.elapsed_ms, computeMs: performance.now() - started, compare: null };
-      }, (error) => {
-        if (error.name === "AbortError") throw new Cancelled();
-        throw new Error(`could not reach the server: ${error.message}`);
-      });
-    return { run, cancel: () => controller.abort() };
+      }
+      const busy = response.status === 503 || response.status === 429;
+      const wait = busy ? retryAfterMs(response.headers.get("Retry-After"), response.headers.get("Date")) : null;
+      if (wait !== null) this.notBefore = Math.max(this.notBefore, performance.now() + wait);
+      if (wait === null || backoffs === MAX_BACKOFFS) {
+        throw new Error(`the server answered ${response.status}: ${data.detail || response.statusText}` +
+          (wait !== null ? ` (retry after ${Math.ceil(wait / 1000)} s)` : ""));
+      }
+    }
+  }
+
+  // Until this.notBefore; a loop, because a timer may fire a little early.
+  async waitForServer(signal, onWait) {
+    if (signal.aborted) throw new Cancelled();
+    if (this.notBefore <= performance.now()) return;
+    onWait(this.notBefore);
+    for (let left = this.notBefore - performance.now(); left > 0; left = this.notBefore - performance.now()) {
+      await sleep(left, signal);
+    }
+    onWait(null);
   }
 
   describe() {
@@ -139,8 +205,10 @@ export class ServerAdapter {
 }
 
 export class Scheduler {
-  // handlers: {started(request, adapter), step(which, k, loss), done(request, result, adapter),
-  // stopped(request, adapter), failed(request, error, adapter)}; stopped only after stop(), not when replaced
+  // handlers: {started(request, adapter), step(which, k, loss), backoff(request, until, adapter),
+  // done(request, result, adapter), stopped(request, adapter), failed(request, error, adapter)};
+  // backoff: the server asked to wait until `until` (performance.now()), started follows when the
+  // request is sent; stopped only after stop(), not when replaced
   constructor(handlers) {
     this.handlers = handlers;
     this.running = null;
@@ -165,8 +233,13 @@ export class Scheduler {
     while (this.waiting) {
       const { adapter, request } = this.waiting;
       this.waiting = null;
+      const current = () => this.running && this.running.job === job;
       const job = adapter.start(request, (which, k, loss) => {
-        if (this.running && this.running.job === job) this.handlers.step(which, k, loss);
+        if (current()) this.handlers.step(which, k, loss);
+      }, (until) => {
+        if (!current()) return;
+        if (until === null) this.handlers.started(request, adapter);
+        else this.handlers.backoff(request, until, adapter);
       });
       this.running = { job, request, stoppedByUser: false };
       this.handlers.started(request, adapter);

@@ -14,7 +14,7 @@ import { announcePrediction, renderPredictions } from "./results.js";
 import { Settings } from "./settings.js";
 import { restoreFromLink, setupSaveLoadShare } from "./share.js";
 import { browser, config, root, urls } from "./startup.js";
-import { formatMs, setStatus, showStep } from "./status.js";
+import { formatMs, setStatus, showBackoff, showStep } from "./status.js";
 
 const model = config.model || {};
 const embed = Boolean(config.embed);
@@ -100,6 +100,11 @@ const scheduler = new Scheduler({
   step(which, k, loss) {
     chart.add(which, k, loss);
     if (which === "meta" && (k % 10 === 9 || k === 0)) showStep(k + 1, chart.steps);
+  },
+  backoff(_request, until, adapter) {
+    root.classList.remove("busy");
+    showBackoff(until);
+    settings.offerTheOtherPlace(adapter.place); // switching takes effect at once, the wait is dropped
   },
   done(request, result, adapter) {
     root.classList.remove("busy");
