@@ -19,6 +19,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from .config import DEFAULT_MODEL, ENV_PREFIX, ROOT, SettingsError, settings_from_env  # noqa: E402
 
+PAGE_TEMPLATES = ("index.html", "embed.html")  # web_dir/templates: the demo and the embeddable page
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -86,6 +87,11 @@ def main(argv=None) -> int:
         settings = settings_from_env(**overrides)
     except SettingsError as error:
         print(f"reptile-demo: {error}", file=sys.stderr)
+        return 2
+    templates = settings.web_dir / "templates"
+    missing = [name for name in PAGE_TEMPLATES if not (templates / name).is_file()]
+    if missing:  # the pages would answer 500; say so now, once
+        print(f"reptile-demo: cannot serve the pages: {templates} lacks {', '.join(missing)}", file=sys.stderr)
         return 2
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter(LOG_FORMAT))

@@ -173,3 +173,20 @@ def test_other_asgi_servers_log_why_the_bundle_is_not_served(bundles, caplog):
         r = client.get("/readyz")
     assert r.status_code == 503 and "input 15 is 'pixels'" in r.json()["detail"]
     assert any("is not usable" in record.getMessage() and "pixels" in record.getMessage() for record in caplog.records)
+
+
+def test_missing_page_templates_exit_2_with_one_line(tmp_path):
+    web = tmp_path / "web"
+    (web / "templates").mkdir(parents=True)
+    (web / "templates" / "index.html").write_text("<p>only the demo page</p>")
+    process = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--port", "9", "--workers", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "REPTILE_DEMO_WEB_DIR": str(web)},
+    )
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    assert process.returncode == 2, process.stderr
+    assert lines == [f"reptile-demo: cannot serve the pages: {web / 'templates'} lacks embed.html"]
