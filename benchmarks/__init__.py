@@ -7,6 +7,8 @@ Training (torch):
                          layers cut away, each convolution's kernels against a bmm of the same FLOPs
   cuda_graph_meta_step   the meta-iteration replayed as a CUDA graph against eager: equal results
                          (float64) and ms per meta-iteration
+  open_set_study         which score, after the demo's adaptation, says "none of these": AUROC and flag
+                         rates of novel characters and scribbles, accuracy, ECE and temperature per setting
 
 The demo (a server of this checkout, headless Chromium):
   browser_adapt          pen-up to prediction shown, cold and warm, in the browser and on the server
@@ -17,6 +19,8 @@ The demo (a server of this checkout, headless Chromium):
 The server:
   server_load            POST /api/adapt under load: adaptations/s, p50/p99 latency, 503s, memory
   schemathesis_run       generated requests against the OpenAPI schema: cases, failed checks, 5xx
+  image_cost             the worst request PNGs the limits allow, and those they refuse: time and
+                         peak memory per image, and of one request holding the most images
 
 local_server.py starts the demo server these use. Where the figures are recorded: docs/results.md,
 docs/web.md, docs/server.md. The one-off measurements behind past decisions are listed, with the

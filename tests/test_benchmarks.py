@@ -8,7 +8,7 @@ import pytest
 from helpers import run_cli, run_python
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-HELPERS = {"local_server"}  # imported by the benchmarks, not run
+HELPERS = {"local_server", "open_set_analysis"}  # imported by the benchmarks, not run
 NAMES = sorted(m.name for m in pkgutil.iter_modules([str(BENCHMARKS)]) if m.name not in HELPERS)
 
 
