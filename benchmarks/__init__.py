@@ -17,7 +17,8 @@ The demo (a server of this checkout, headless Chromium):
                          to the PNGs and few-shot accuracy on the replayed drawings
 
 The server:
-  server_load            POST /api/adapt under load: adaptations/s, p50/p99 latency, 503s, memory
+  server_load            POST /api/adapt under load: adaptations/s, p50/p99 latency, 503s, memory;
+                         --overload: capacity against 8x overload, Retry-After honoured or not
   schemathesis_run       generated requests against the OpenAPI schema: cases, failed checks, 5xx
   image_cost             the worst request PNGs the limits allow, and those they refuse: time and
                          peak memory per image, and of one request holding the most images
