@@ -28,6 +28,9 @@ from pathlib import Path
 
 from benchmarks.local_server import start_server, stop_server
 
+SEED = 20240601
+# positive_data_acceptance is left out: rules that span fields (every class present, at most `shots`
+# per class) are not JSON Schema, so schema-valid bodies that break them get 422 by design.
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -42,7 +45,7 @@ def main(argv=None):
     """Serve, run schemathesis, count the server's own 5xx responses; exit status 0 when the run is clean."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-examples", type=int, default=800, help="per operation and phase (default 800)")
-    parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--min-cases", type=int, default=3000, help="fewer generated cases fail the run")
     parser.add_argument("--workers", type=int, default=2, help="server ONNX workers")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")

@@ -1,10 +1,18 @@
-"""What the server tests share: random drawings as PNG bytes, and a stand-in web/ folder."""
+"""What the server tests share: random drawings as PNG bytes, a stand-in web/ folder, and a real
+server process on a free loopback port."""
 
 import io
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,3 +72,42 @@ def make_web_dir(root: Path, contract_templates: bool = False) -> Path:
         )
         (tpl / "embed.html").write_text("WEB-EMBED embed={{ embed }} theme={{ settings.theme }}")
     return web
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server_process(
+    web: Path, env: dict | None = None, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text: bool = True
+) -> tuple:
+    """`python -m server serve` (one worker, one thread) with `web` as its web/ on a free loopback port
+    -> (process, port, seconds until /readyz answered 200); the test fails with the server's output
+    when it is not ready within 60 s."""
+    port = free_port()
+    environment = {**os.environ, "REPTILE_DEMO_WEB_DIR": str(web), "OMP_NUM_THREADS": "1", **(env or {})}
+    command = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=stdout, stderr=stderr, text=text)
+    while time.perf_counter() - start < 60 and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return process, port, time.perf_counter() - start
+        except OSError:  # not listening yet
+            time.sleep(0.02)
+    process.kill()
+    pytest.fail(f"the server did not become ready: {process.communicate()!r}")
+
+
+def stop_server_process(process: subprocess.Popen, wait_s: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited after wait_s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            process.kill()

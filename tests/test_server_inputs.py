@@ -6,15 +6,10 @@ Transfer-Encoding (against a real uvicorn process)."""
 import base64
 import io
 import json
-import os
 import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -22,7 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from server_helpers import drawing, make_web_dir, png_bytes
+from server_helpers import drawing, make_web_dir, png_bytes, start_server_process, stop_server_process
 
 from server.adapt_request import InputError
 from server.app import create_app
@@ -378,36 +373,9 @@ def test_other_bad_images_get_clean_messages(client):
 # ---------------------------------------------------------------------------- Content-Length and Transfer-Encoding
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    web = make_web_dir(tmp_path_factory.mktemp("web_process"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "REPTILE_DEMO_WEB_DIR": str(web), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    start = time.perf_counter()
-    while time.perf_counter() - start < 30 and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        pytest.fail(f"the server did not become ready: {process.communicate()[0]}")
+    process, port, _ = start_server_process(make_web_dir(tmp_path_factory.mktemp("web_process")))
     yield {"port": port, "process": process}
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_server_process(process)
 
 
 def exchange(port: int, request: bytes) -> bytes:

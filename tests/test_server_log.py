@@ -3,19 +3,15 @@ control or invisible characters, spaces that mimic the status field), each reque
 printable line, with the path percent-encoded. Checked on a real uvicorn process and in the app."""
 
 import logging
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
-from server_helpers import make_web_dir
+from server_helpers import make_web_dir, start_server_process
 
 from server.app import create_app
 from server.config import Settings
@@ -35,12 +31,6 @@ FORGERIES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def raw_get(port: int, target: str) -> bytes:
     """One GET with the request target exactly as given (no client-side normalising)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -52,25 +42,10 @@ def raw_get(port: int, target: str) -> bytes:
 
 
 def test_a_real_server_logs_each_request_on_one_printable_line(tmp_path):
-    port = free_port()
-    env = {**os.environ, "REPTILE_DEMO_WEB_DIR": str(make_web_dir(tmp_path)), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    process, port, _ = start_server_process(
+        make_web_dir(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=False
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not start: {process.communicate()[1]!r}")
-                time.sleep(0.05)
         for target in FORGERIES:
             assert raw_get(port, target).startswith(b"HTTP/1.1 404"), target
     finally:
@@ -80,11 +55,11 @@ def test_a_real_server_logs_each_request_on_one_printable_line(tmp_path):
     lines = log.split("\n")
     assert all(line.isprintable() for line in lines), [line for line in lines if not line.isprintable()]
     access = [line for line in lines if " reptile_demo.access: " in line]
-    assert len(access) == 1 + len(FORGERIES), access  # /healthz and one line per forgery, no more
+    assert len(access) == 1 + len(FORGERIES), access  # /readyz and one line per forgery, no more
     fields = [re.search(r" reptile_demo\.access: (\S+) (\S+) (\d{3}) [\d.]+ms$", line) for line in access]
     assert all(fields), access
     assert sorted(f.groups() for f in fields) == sorted(
-        [("GET", "/healthz", "200")] + [("GET", logged, "404") for logged in FORGERIES.values()]
+        [("GET", "/readyz", "200")] + [("GET", logged, "404") for logged in FORGERIES.values()]
     )
     assert not any("/admin" in line for line in lines if " reptile_demo.access: " not in line)
     assert "Traceback" not in log

@@ -8,25 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from server_helpers import drawing, make_web_dir
+from server_helpers import drawing, make_web_dir, start_server_process, stop_server_process
 
 from server.config import DEFAULT_MODEL, Settings, SettingsError, settings_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 # the committed bundle's warning (None once it is the finished model)
 WARNING = json.loads((DEFAULT_MODEL / "model.json").read_text()).get("warning")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fetch(url, data=None, headers=None, timeout=30):
@@ -41,37 +34,9 @@ def fetch(url, data=None, headers=None, timeout=30):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     web = make_web_dir(tmp_path_factory.mktemp("web"))
-    port = free_port()
-    env = {**os.environ, "REPTILE_DEMO_WEB_DIR": str(web), "REPTILE_DEMO_QUEUE": "4", "OMP_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    ready = None
-    while time.perf_counter() - start < 30 and process.poll() is None:
-        try:
-            if fetch(base + "/readyz", timeout=1)[0] == 200:
-                ready = time.perf_counter() - start
-                break
-        except OSError:
-            time.sleep(0.02)
-    if ready is None:
-        process.kill()
-        pytest.fail(f"the server did not become ready: {process.communicate()[0]}")
-    info = {"base": base, "port": port, "startup_s": ready, "process": process}
-    yield info
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    process, port, ready = start_server_process(web, env={"REPTILE_DEMO_QUEUE": "4"})
+    yield {"base": f"http://127.0.0.1:{port}", "port": port, "startup_s": ready, "process": process}
+    stop_server_process(process)
 
 
 def stop_and_read_log(server) -> str:

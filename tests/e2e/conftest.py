@@ -3,43 +3,19 @@ port and Debian's Chromium driven by Playwright. Skipped where Chromium or the P
 package is missing (`make test` installs both where it can)."""
 
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from server_helpers import start_server_process, stop_server_process
 
 from tools.chromium import ARGS, CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
 ORT_DIST = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout} s")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -62,25 +38,13 @@ def playwright_browser():
 @pytest.fixture(scope="session")
 def demo_server():
     """The real server on a free port: -> its base URL (http://127.0.0.1:PORT)."""
-    port = free_port()
     log_path = ROOT / ".pytest_cache" / "e2e-server.log"
     with open(log_path if log_path.parent.is_dir() else os.devnull, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
+        process, port, _ = start_server_process(ROOT / "web", stdout=log)
         try:
-            wait_http(f"{base}/readyz")
-            yield base
+            yield f"http://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_server_process(process, wait_s=10)
 
 
 class StaticServer:
