@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import open_set
 from .files import sha256_file
-from .format import ADAM_V_PREFIX, GRAPH_FILES, MANIFEST_FILE, UPDATED_PREFIX, build_head, check_format
-
-ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}  # onnxruntime's type names -> model.json's
+from .format import ADAM_V_PREFIX, GRAPH_FILES, MANIFEST_FILE, build_head, check_format
+from .signature import signature_problem
 
 
 class BundleError(Exception):
@@ -31,6 +31,8 @@ class AdaptResult:
     logits: np.ndarray  # float32 [q, C]
     losses: list = field(default_factory=list)  # summed cross-entropy of each adaptation step (before it)
     params: dict = field(default_factory=dict)  # the adapted parameters
+    unknown_scores: np.ndarray | None = None  # float64 [q], higher = less like any class (bundle/open_set.py)
+    unknown: np.ndarray | None = None  # bool [q]: score above the setting's threshold; None without an open-set score
 
 
 class Bundle:
@@ -55,7 +57,7 @@ class Bundle:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise BundleError(f"{manifest_path} is not valid JSON: {error}") from None
-        problem = check_format(manifest, str(manifest_path))
+        problem = check_format(manifest, str(manifest_path)) or open_set.manifest_problem(manifest, str(manifest_path))
         if problem:
             raise BundleError(problem)
         files = manifest.get("files") or {}
@@ -148,6 +150,16 @@ class Bundle:
         return tuple(self.manifest["input"]["shape"][1:])
 
     @property
+    def open_set(self) -> dict | None:
+        """model.json's open-set score ("none of these"), or None when the bundle has none."""
+        return self.manifest.get(open_set.SECTION)
+
+    @property
+    def feature_blocks(self) -> list:
+        """Each conv block's output shape [channels, height, width], in the predict graph's `features`."""
+        return self.manifest["architecture"]["feature_blocks"]
+
+    @property
     def defaults(self) -> dict:
         """A copy of the manifest's default adaptation settings."""
         return dict(self.manifest["adaptation"])
@@ -180,7 +192,9 @@ class Bundle:
                 raise BundleError(
                     f"bundle {self.path}: {file.name} is not an ONNX graph onnxruntime can load ({_ort_reason(error)})"
                 ) from None
-            self._check_signature(graph, session)
+            problem = signature_problem(self.path, self.manifest, graph, session)
+            if problem:
+                raise BundleError(problem)
             self._sessions[graph] = session
         return self._sessions[graph]
 
@@ -191,55 +205,31 @@ class Bundle:
                 raise BundleError(f"bundle {self.path}: {MANIFEST_FILE} declares no {graph} graph")
             self.session(graph)
 
-    def _check_signature(self, graph: str, session) -> None:
-        """The graph's inputs and outputs are model.json's (names in order, dtypes, shapes), and their
-        names are those this reader feeds and reads; else BundleError naming the file."""
-        entry = self.manifest["graphs"][graph]
-        file, (inputs, outputs) = entry["file"], self._io_names(graph)
-        for kind, declared, actual, expected in (
-            ("input", entry.get("inputs") or [], session.get_inputs(), inputs),
-            ("output", entry.get("outputs") or [], session.get_outputs(), outputs),
-        ):
-            names = [d.get("name") for d in declared]
-            for whose, found, wanted, says in (
-                (MANIFEST_FILE, names, expected, "this reader needs"),
-                (file, [a.name for a in actual], names, f"{MANIFEST_FILE} declares"),
-            ):
-                if found != wanted:
-                    raise BundleError(
-                        f"bundle {self.path}: {whose} does not match the {graph} graph's signature: "
-                        f"{_difference(kind, found, wanted, says)}"
-                    )
-            for spec, arg in zip(declared, actual, strict=True):
-                dtype = ORT_DTYPES.get(arg.type, arg.type)
-                if dtype != spec.get("dtype") or not _shape_fits(arg.shape, spec.get("shape") or []):
-                    raise BundleError(
-                        f"bundle {self.path}: {file}'s {arg.name} is {dtype}{list(arg.shape)}, "
-                        f"{MANIFEST_FILE} declares {spec.get('dtype')}{spec.get('shape')}"
-                    )
-
-    def _io_names(self, graph: str) -> tuple:
-        """(inputs, outputs): the names this reader feeds to and reads from `graph`, in model.json's order."""
-        params = self.param_names
-        v = [ADAM_V_PREFIX + n for n in params]
-        updated = [UPDATED_PREFIX + n for n in params]
-        if graph == "predict":
-            return params + ["images"], ["logits", "probabilities"]
-        if graph == "train_step_sgd":
-            return params + ["images", "labels", "lr"], updated + ["loss"]
-        return params + v + ["images", "labels", "lr", "t", "eps"], updated + [UPDATED_PREFIX + n for n in v] + ["loss"]
-
     def _params_feed(self, params: dict) -> dict:
         """The parameters as contiguous float32 graph inputs."""
         return {n: np.ascontiguousarray(params[n], dtype=np.float32) for n in self.param_names}
 
-    def predict(self, params: dict, images: np.ndarray):
-        """images [B >= 2, ...] -> (logits [B, C], probabilities [B, C])."""
+    def predict(self, params: dict, images: np.ndarray, features: bool = False):
+        """images [B >= 2, ...] -> (logits [B, C], probabilities [B, C]), and with features=True
+        every block's output [B, D] third (bundles with an open-set score)."""
         images = self._images(images, "images")
         if len(images) < 2:
             raise ValueError("predict needs a batch of at least 2 images (BatchNorm uses batch statistics)")
-        logits, probabilities = self.session("predict").run(None, {**self._params_feed(params), "images": images})
-        return logits, probabilities
+        wanted = ["logits", "probabilities"] + ([open_set.FEATURES_OUTPUT] if features else [])
+        return tuple(self.session("predict").run(wanted, {**self._params_feed(params), "images": images}))
+
+    def unknown(self, params: dict, support: np.ndarray, labels: np.ndarray, queries: np.ndarray, classes: int):
+        """The open-set score of each query, each predicted in one batch with the support set ->
+        (probabilities [q, C] of those batches, unknown_scores float64 [q], unknown bool [q])."""
+        section = self.open_set
+        probabilities, inputs = [], []
+        for query in queries:
+            _, p, f = self.predict(params, np.concatenate([support, query[None]]), features=True)
+            probabilities.append(p[-1])
+            inputs.append(open_set.score_inputs(f[None], p[-1:], labels, classes, self.feature_blocks)[0])
+        scores = open_set.unknown_scores(np.stack(inputs), section)
+        limit = open_set.threshold(section, open_set.task_setting(labels, classes))
+        return np.stack(probabilities), scores, scores > limit
 
     def train_step_sgd(self, params: dict, images, labels, lr: float):
         """One SGD step -> (updated params, the batch's summed loss before the step)."""
@@ -364,12 +354,18 @@ class Bundle:
             rows = [self.predict(params, np.concatenate([support, query[None]])) for query in queries]
             logits = np.stack([r[0][-1] for r in rows])
             probabilities = np.stack([r[1][-1] for r in rows])
+        # the score always reads the non-transductive batches: its thresholds were fitted on them
+        scores = flags = None
+        if self.open_set:
+            _, scores, flags = self.unknown(params, support, labels, queries, classes)
         return AdaptResult(
             predictions=logits.argmax(-1).astype(np.int64),
             probabilities=probabilities,
             logits=logits,
             losses=losses,
             params=params,
+            unknown_scores=scores,
+            unknown=flags,
         )
 
 
@@ -382,17 +378,3 @@ def _ort_reason(error: Exception) -> str:
     """onnxruntime's first line without its '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from ...' prefix."""
     line = (str(error).strip() or type(error).__name__).splitlines()[0]
     return line.rsplit(" : ", 1)[-1].split(" failed:", 1)[-1].strip()
-
-
-def _difference(kind: str, names: list, reference: list, says: str) -> str:
-    """Where a list of tensor names first departs from `reference`, in words."""
-    for i, (name, wanted) in enumerate(zip(names, reference, strict=False)):
-        if name != wanted:
-            return f"its {kind} {i + 1} is {name!r} where {says} {wanted!r}"
-    return f"it has {len(names)} {kind}s where {says} {len(reference)}"
-
-
-def _shape_fits(actual, declared) -> bool:
-    """A graph's shape (ints, or names/None for dynamic axes) matches model.json's (ints, or "B"/"C")."""
-    fits = (a == d if isinstance(d, int) else not isinstance(a, int) for a, d in zip(actual, declared, strict=False))
-    return len(actual) == len(declared) and all(fits)

@@ -109,6 +109,7 @@ def build_manifest(
         "architecture": {
             **spec.to_dict(),
             "feature_size": spec.feature_size(),
+            "feature_blocks": spec.block_shapes(),  # the predict graph's `features`: these outputs, flat, in order
             "conv_bias": False,
             "batch_norm": {"statistics": "batch (training mode, always)", "eps": BN_EPS},
             "loss": "cross-entropy summed over the batch",

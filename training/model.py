@@ -23,11 +23,17 @@ class ModelSpec:
     image_size: int = 28
     max_pool: bool = False  # Mini-ImageNet variant: stride-1 convs, each followed by a 2x2 max-pool
 
-    def feature_size(self) -> int:
-        side = self.image_size
+    def block_shapes(self) -> list:
+        """Each conv block's output shape for one image: [filters, side, side]."""
+        shapes, side = [], self.image_size
         for _ in range(self.layers):
             side = (side + 1) // 2  # stride 2 with padding 1, or a ceil-mode 2x2 pool
-        return self.filters * side * side
+            shapes.append([self.filters, side, side])
+        return shapes
+
+    def feature_size(self) -> int:
+        filters, side, _ = self.block_shapes()[-1]
+        return filters * side * side
 
     def to_dict(self) -> dict:
         return asdict(self)

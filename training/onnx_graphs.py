@@ -3,7 +3,8 @@
 Three plain single-model graphs, all with a dynamic batch B >= 2 and a dynamic class count C >= 2
 (the head's weight [C, F] and bias [C] are graph inputs):
 
-  predict.onnx           parameters, images [B,1,28,28]                  -> logits [B,C], probabilities [B,C]
+  predict.onnx           parameters, images [B,1,28,28]                  -> logits [B,C], probabilities [B,C],
+                                                                            features [B,D] (every block's output)
   train_step_sgd.onnx    parameters, images, labels int64 [B], lr        -> updated parameters, loss
   train_step_adam.onnx   parameters, adam v, images, labels, lr, t, eps  -> updated parameters, updated v, loss
 
@@ -48,6 +49,7 @@ def graph_signatures(spec: ModelSpec) -> dict:
             "outputs": [
                 {"name": "logits", "shape": ["B", "C"], "dtype": "float32"},
                 {"name": "probabilities", "shape": ["B", "C"], "dtype": "float32"},
+                {"name": "features", "shape": ["B", feature_blocks_size(spec)], "dtype": "float32"},
             ],
         },
         "train_step_sgd": {
@@ -59,6 +61,11 @@ def graph_signatures(spec: ModelSpec) -> dict:
             "outputs": updated(params) + updated(adam_v) + [scalar("loss")],
         },
     }
+
+
+def feature_blocks_size(spec: ModelSpec) -> int:
+    """The predict graph's `features` per image: every conv block's output, flattened, concatenated."""
+    return sum(f * h * w for f, h, w in spec.block_shapes())
 
 
 def param_shapes(spec: ModelSpec, classes):
@@ -79,8 +86,8 @@ def _graph_function(spec: ModelSpec, kind: str):
     if kind == "predict":
 
         def fn(*args):
-            logits = single_forward(spec, args[:n], args[n])
-            return logits, torch.softmax(logits, dim=-1)
+            logits, features = single_forward(spec, args[:n], args[n], with_blocks=True)
+            return logits, torch.softmax(logits, dim=-1), features
     elif kind == "train_step_sgd":
 
         def fn(*args):

@@ -18,16 +18,19 @@ ADAM_EPS = 1e-8
 aten = torch.ops.aten
 
 
-def single_forward(spec: ModelSpec, params, images: torch.Tensor) -> torch.Tensor:
-    """One model (no group axis): params as from init_params, images [B, C, H, W] -> logits [B, classes].
+def single_forward(spec: ModelSpec, params, images: torch.Tensor, with_blocks: bool = False):
+    """One model (no group axis): params as from init_params, images [B, C, H, W] -> logits [B, classes]
+    (with_blocks: and every conv block's output flattened and concatenated, [B, sum of block sizes]).
 
     training/model.py's layers (conv_block) without its group axis: its grouped forward with G = 1
     traces into ~80 extra reshape/squeeze nodes, which cost onnxruntime more time per step than the
     arithmetic they wrap (tests/test_export.py checks the two agree)."""
-    h = images
+    h, blocks = images, []
     for layer in range(spec.layers):
         h = conv_block(spec, h, *params[3 * layer : 3 * layer + 3])
-    return h.reshape(h.shape[0], -1) @ params[-2].t() + params[-1]
+        blocks.append(h.reshape(h.shape[0], -1))
+    logits = blocks[-1] @ params[-2].t() + params[-1]
+    return (logits, torch.cat(blocks, dim=1)) if with_blocks else logits
 
 
 def single_loss(spec: ModelSpec, params, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
