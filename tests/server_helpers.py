@@ -111,3 +111,31 @@ def stop_server_process(process: subprocess.Popen, wait_s: float = 15.0) -> None
             process.wait(wait_s)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# A provisional open-set section (bundle/open_set.py): the study's pooled weights, one threshold everywhere.
+# Tests that need the fitted one use the served bundle's model.json.
+PROVISIONAL_OPEN_SET = {
+    "inputs": ["msp", *(f"block{b}_cosine" for b in range(1, 5)), *(f"block{b}_pooled_cosine" for b in range(1, 5))],
+    "mean": [0.0581, 0.3212, 0.2472, 0.2534, 0.1053, 0.0073, 0.0240, 0.0615, 0.0890],
+    "scale": [0.1398, 0.1016, 0.1026, 0.1199, 0.1168, 0.0106, 0.0305, 0.0408, 0.0992],
+    "weights": [0.0937, -1.9000, 0.4397, 1.9653, 1.0304, 0.4250, 1.1037, 0.6034, 0.5397],
+    "bias": -1.7253,
+    "thresholds": {f"{c}x{k}": 0.6 for c in range(2, 11) for k in range(1, 6)},
+}
+
+
+def bundle_with_open_set(source: Path, target: Path, section: dict | None = PROVISIONAL_OPEN_SET) -> Path:
+    """A copy of the bundle at `source` in `target` whose model.json has `section` as its open-set score
+    (None: without one), sha256s and card rewritten."""
+    import json
+
+    from bundle import MANIFEST_FILE, write_card_and_manifest
+
+    shutil.copytree(source, target)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    manifest.pop("open_set", None)
+    if section is not None:
+        manifest["open_set"] = section
+    write_card_and_manifest(target, manifest)
+    return target

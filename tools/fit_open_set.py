@@ -1,0 +1,195 @@
+"""Fit a bundle's open-set score ("none of these", bundle/open_set.py) and record it in model.json and
+the model card, with its figures on held-out characters at every supported setting.
+
+    python -m tools.fit_open_set --bundle static/models/omniglot-20w \\
+        --checkpoint checkpoints/omniglot-20w1s/checkpoint.pt [--fit-queries 3000] [--test-queries 1000] \\
+        [--raw DIR] [--dry-run]
+
+For every setting the bundle supports (classes x shots), tasks of tools/open_set_tasks.py: fitting
+tasks of the training characters mirrored left to right (shapes meta-training never saw, whose scores
+resemble unseen characters'), and held-out tasks (test_classes.txt) for the figures only.
+
+1. One set of weights for every setting: a class-balanced logistic regression of the in-set queries
+   against the novel characters and the scribbles, pooled over all fitting tasks.
+2. A threshold per setting: the score that flags --inset-rate of that setting's fitting in-set queries.
+3. On the held-out tasks of each setting: AUROC (novel and scribble against in-set), the share of each
+   kind flagged, accuracy and calibration (ECE, 15 bins; and with a temperature fitted on the fitting
+   tasks, to see whether one is needed).
+
+--raw keeps every setting's inputs as it finishes, so an interrupted run continues where it stopped.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tools.calibration import auroc, fit_logistic, fit_temperature, reliability, softmax
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("OMNIGLOT_DATA_DIR", ROOT.parent / "shared" / "data" / "omniglot"))
+SEED = 1
+
+
+def collect(tasks, raw: Path | None, split: str, ways: int, shots: int, count: int) -> dict:
+    """Score inputs [tasks, N + 2, I] and logits [tasks, N + 2, N] of `count` tasks (from --raw when kept)."""
+    from tqdm import tqdm
+
+    path = raw / f"{split}-{ways}x{shots}-{count}-seed{SEED}.npz" if raw else None
+    if path and path.exists():
+        with np.load(path) as stored:
+            return {k: stored[k] for k in stored.files}
+    started, inputs, logits = time.perf_counter(), [], []
+    with tqdm(total=count, desc=f"{split} {ways}x{shots}", unit="task", file=sys.stderr, leave=False) as bar:
+        for _, params, support, labels, queries in tasks.adapted(split, ways, shots, count, SEED):
+            for task in range(len(support)):
+                x, z = tasks.score_inputs(params, task, support[task], labels[task], queries[task], ways)
+                inputs.append(x)
+                logits.append(z)
+            bar.update(len(support))
+    found = {"inputs": np.stack(inputs), "logits": np.stack(logits), "wall_s": time.perf_counter() - started}
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path.with_suffix(".tmp.npz"), **found)
+        path.with_suffix(".tmp.npz").replace(path)
+    return found
+
+
+def task_count(queries: int, ways: int, least: int) -> int:
+    """Tasks for about `queries` in-set queries at `ways` classes, at least `least`."""
+    return max(least, math.ceil(queries / ways))
+
+
+def held_out_figures(scores: np.ndarray, logits: np.ndarray, fit_logits: np.ndarray, ways: int, limit: float) -> dict:
+    """One setting's figures on its held-out tasks: scores [tasks, N + 2], logits [tasks, N + 2, N]."""
+    inset, novel, scribbles = scores[:, :ways].ravel(), scores[:, ways], scores[:, ways + 1]
+    truth = np.tile(np.arange(ways), len(logits))
+    in_logits = logits[:, :ways].reshape(-1, ways)
+    correct = in_logits.argmax(-1) == truth
+    temperature = fit_temperature(fit_logits[:, :ways].reshape(-1, ways), np.tile(np.arange(ways), len(fit_logits)))
+    return {
+        "tasks": len(scores),
+        "auroc_novel": auroc(inset, novel),
+        "auroc_scribble": auroc(inset, scribbles),
+        "flagged": {
+            "inset": float((inset > limit).mean()),
+            "novel": float((novel > limit).mean()),
+            "scribble": float((scribbles > limit).mean()),
+        },
+        "accuracy": float(correct.mean()),
+        "ece": reliability(softmax(in_logits).max(-1), correct)["ece"],
+        "temperature": temperature,
+        "ece_temperature": reliability(softmax(in_logits, temperature).max(-1), correct)["ece"],
+    }
+
+
+def fit(runs: dict, names: list, inset_rate: float) -> dict:
+    """runs {(ways, shots): (fitting tasks, held-out tasks)} -> the open-set section's fitted values and figures."""
+    from bundle.open_set import setting_key, unknown_scores
+
+    x = np.concatenate([fitting["inputs"].reshape(-1, len(names)) for fitting, _ in runs.values()])
+    y = np.concatenate(
+        [np.tile(np.r_[np.zeros(ways), 1, 1], len(fitting["inputs"])) for (ways, _), (fitting, _) in runs.items()]
+    )
+    mean, scale, weights, bias = fit_logistic(x, y)
+    section = {
+        "inputs": names,
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "weights": weights.tolist(),
+        "bias": float(bias),
+    }
+    thresholds, figures = {}, []
+    for (ways, shots), (fitting, held_out) in runs.items():
+        fit_scores = unknown_scores(fitting["inputs"], section)
+        limit = float(np.quantile(fit_scores[:, :ways], 1 - inset_rate))
+        thresholds[setting_key(ways, shots)] = limit
+        scores = unknown_scores(held_out["inputs"], section)
+        figures.append(
+            {
+                "ways": ways,
+                "shots": shots,
+                **held_out_figures(scores, held_out["logits"], fitting["logits"], ways, limit),
+            }
+        )
+    return {**section, "thresholds": thresholds}, figures
+
+
+def main(argv=None) -> int:
+    """Collect every setting's tasks, fit, print the figures, and record them in the bundle."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, required=True, help="the bundle to fit and record into")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint --bundle was exported from")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="Omniglot zips (env OMNIGLOT_DATA_DIR)")
+    parser.add_argument("--fit-queries", type=int, default=3000, help="in-set queries per setting to fit on")
+    parser.add_argument("--test-queries", type=int, default=1000, help="held-out in-set queries per setting")
+    parser.add_argument("--inset-rate", type=float, default=0.05, help="share of in-set queries a threshold flags")
+    parser.add_argument("--raw", type=Path, help="keep each setting's inputs here, and reuse them")
+    parser.add_argument("--dry-run", action="store_true", help="print the figures, do not write the bundle")
+    args = parser.parse_args(argv)
+    for flag, value in (("--fit-queries", args.fit_queries), ("--test-queries", args.test_queries)):
+        if value < 1:
+            parser.error(f"argument {flag}: must be >= 1, got {value}")
+    if not 0 < args.inset_rate < 1:
+        parser.error(f"argument --inset-rate: must be between 0 and 1, got {args.inset_rate}")
+    import torch
+
+    from bundle.open_set import SECTION, input_names
+    from tools.open_set_tasks import SCRIBBLE, OpenSetTasks
+
+    started = time.perf_counter()
+    tasks = OpenSetTasks(args.checkpoint, args.bundle, args.data_dir)
+    (low, high), (low_shots, high_shots) = tasks.bundle.classes_range, tasks.bundle.shots_range
+    runs, counts = {}, {}
+    for ways in range(low, high + 1):
+        for shots in range(low_shots, high_shots + 1):
+            n_fit, n_test = task_count(args.fit_queries, ways, 200), task_count(args.test_queries, ways, 100)
+            runs[ways, shots] = (
+                collect(tasks, args.raw, "mirrored", ways, shots, n_fit),
+                collect(tasks, args.raw, "test", ways, shots, n_test),
+            )
+            counts[f"{ways}x{shots}"] = {"fitting": n_fit, "held_out": n_test}
+            print(f"{ways}x{shots}: {n_fit} fitting and {n_test} held-out tasks", file=sys.stderr, flush=True)
+    section, figures = fit(runs, input_names(tasks.spec.layers), args.inset_rate)
+    for row in figures:
+        f = row["flagged"]
+        print(
+            f"{row['ways']:2}x{row['shots']}  AUROC novel {row['auroc_novel']:.3f} scribble {row['auroc_scribble']:.3f}"
+            f"  flagged in-set {100 * f['inset']:4.1f} % novel {100 * f['novel']:5.1f} % scribble "
+            f"{100 * f['scribble']:5.1f} %  accuracy {100 * row['accuracy']:.2f} %  ECE {row['ece']:.4f}"
+            f" (T {row['temperature']:.2f}: {row['ece_temperature']:.4f})"
+        )
+    section["decision"] = (
+        'unknown when unknown_score > thresholds["<classes>x<shots>"], shots being the fewest examples '
+        "any class has; the score reads each query's non-transductive batch (the support set, then the query)"
+    )
+    section["fitted"] = {
+        "on": "tasks of the training characters mirrored left to right, each with one novel character and one scribble",
+        "tasks": counts,
+        "inset_rate": args.inset_rate,
+        "scribble": SCRIBBLE,
+        "seed": SEED,
+        "command": "python -m tools.fit_open_set " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "host": f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": time.perf_counter() - started,
+    }
+    section["held_out"] = figures
+    if not args.dry_run:
+        from bundle import MANIFEST_FILE, write_card_and_manifest
+
+        manifest = json.loads((args.bundle / MANIFEST_FILE).read_text())
+        manifest[SECTION] = section
+        write_card_and_manifest(args.bundle, manifest)
+        print(f"recorded in {args.bundle / MANIFEST_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
