@@ -64,6 +64,7 @@ def render_model_card(manifest: dict, directory: Path | None = None) -> str:
         "",
     ]
     lines += _accuracy_lines(manifest.get("accuracy"))
+    lines += ["", "## None of these (open-set score)", ""] + _open_set_lines(manifest.get("open_set"))
     command = _markdown_value(prov["command"]) if prov["command"] else "unknown (no config.json beside the checkpoint)"
     lines += [
         "",
@@ -117,6 +118,40 @@ def _accuracy_lines(accuracy: dict | None) -> list:
         f"`{accuracy['command']}` ({accuracy['runtime']}, {accuracy['measured_at']}, "
         f"{accuracy['wall_s']:.0f} s).",
     ]
+
+
+def _open_set_lines(section: dict | None) -> list:
+    """The card's open-set section: how a query is flagged, how that was fitted, the held-out figures."""
+    if not section:
+        return ["None: this bundle flags no query as unlike every class (`python -m tools.fit_open_set` fits one)."]
+    fitted = section["fitted"]
+    lines = [
+        "Each answer carries an *unknown score* in (0, 1), higher = less like any of the task's classes: a "
+        "logistic combination of 1 - the largest probability and, for every conv block, 1 - the largest "
+        "cosine similarity between the query's output and a class mean, flat and averaged per channel "
+        "(bundle/open_set.py). A query is flagged *none of these* when its score is above the threshold of "
+        f"its setting: {section['decision']}.",
+        "",
+        f"Fitted on {fitted['on']}: one set of weights over every setting, each setting's threshold flagging "
+        f"{100 * fitted['inset_rate']:g} % of its in-set queries there. Measured with `{fitted['command']}` "
+        f"({fitted['host']}, {fitted['measured_at']}, {fitted['wall_s']:.0f} s).",
+        "",
+        "On held-out characters, per setting: AUROC of the score (novel character / scribble against in-set "
+        "queries), the share of each kind flagged, in-set accuracy (the flag does not change the class), and "
+        "calibration error of the bars (ECE, 15 bins).",
+        "",
+        "| setting | tasks | AUROC novel | AUROC scribble | in-set flagged | novel flagged | scribbles flagged "
+        "| accuracy | ECE |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in section.get("held_out") or []:
+        f = row["flagged"]
+        lines.append(
+            f"| {row['ways']}-way {row['shots']}-shot | {row['tasks']} | {row['auroc_novel']:.3f} | "
+            f"{row['auroc_scribble']:.3f} | {100 * f['inset']:.1f} % | {100 * f['novel']:.1f} % | "
+            f"{100 * f['scribble']:.1f} % | {100 * row['accuracy']:.2f} % | {row['ece']:.4f} |"
+        )
+    return lines
 
 
 def _test_class_lines(manifest: dict, directory: Path | None) -> list:
