@@ -124,18 +124,25 @@ def _open_set_lines(section: dict | None) -> list:
     """The card's open-set section: how a query is flagged, how that was fitted, the held-out figures."""
     if not section:
         return ["None: this bundle flags no query as unlike every class (`python -m tools.fit_open_set` fits one)."]
-    fitted = section["fitted"]
     lines = [
         "Each answer carries an *unknown score* in (0, 1), higher = less like any of the task's classes: a "
         "logistic combination of 1 - the largest probability and, for every conv block, 1 - the largest "
         "cosine similarity between the query's output and a class mean, flat and averaged per channel "
         "(bundle/open_set.py). A query is flagged *none of these* when its score is above the threshold of "
-        f"its setting: {section['decision']}.",
+        f"its setting: {section.get('decision') or 'classes x the fewest examples of any class'}.",
         "",
-        f"Fitted on {fitted['on']}: one set of weights over every setting, each setting's threshold flagging "
-        f"{100 * fitted['inset_rate']:g} % of its in-set queries there. Measured with `{fitted['command']}` "
-        f"({fitted['host']}, {fitted['measured_at']}, {fitted['wall_s']:.0f} s).",
-        "",
+    ]
+    fitted = section.get("fitted")
+    if fitted:
+        lines += [
+            f"Fitted on {fitted['on']}: one set of weights over every setting, each setting's threshold flagging "
+            f"{100 * fitted['inset_rate']:g} % of its in-set queries there. Measured with `{fitted['command']}` "
+            f"({fitted['host']}, {fitted['measured_at']}, {fitted['wall_s']:.0f} s).",
+            "",
+        ]
+    if not section.get("held_out"):
+        return lines + ["Not measured on held-out characters."]
+    lines += [
         "On held-out characters, per setting: AUROC of the score (novel character / scribble against in-set "
         "queries), the share of each kind flagged, in-set accuracy (the flag does not change the class), and "
         "calibration error of the bars (ECE, 15 bins).",
