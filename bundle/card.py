@@ -137,7 +137,7 @@ def _open_set_lines(section: dict | None) -> list:
         lines += [
             f"Fitted on {fitted['on']}: one set of weights over every setting, each setting's threshold flagging "
             f"{100 * fitted['inset_rate']:g} % of its in-set queries there. Measured with `{fitted['command']}` "
-            f"({fitted['host']}, {fitted['measured_at']}, {fitted['wall_s']:.0f} s).",
+            f"({fitted['host']}, {fitted['measured_at']}, {fitted['compute_s'] / 60:.0f} min of one core).",
             "",
         ]
     if not section.get("held_out"):

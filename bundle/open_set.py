@@ -13,7 +13,7 @@ They are standardised with `mean` and `scale`, weighted, summed with `bias` and 
 logistic function: `unknown_score`, in (0, 1), higher = less like any class. The query is *unknown*
 when its score is above the threshold of the task's setting, "<classes>x<shots>", shots being the
 fewest examples any class has. Everything is computed in float64; web/js/open_set.js is the same
-arithmetic for the browser (tests/test_open_set.py checks the two agree).
+arithmetic for the browser (tests/test_web_engine_js.py checks the two agree).
 
 numpy and the standard library only.
 """

@@ -218,18 +218,23 @@ class Bundle:
         wanted = ["logits", "probabilities"] + ([open_set.FEATURES_OUTPUT] if features else [])
         return tuple(self.session("predict").run(wanted, {**self._params_feed(params), "images": images}))
 
-    def unknown(self, params: dict, support: np.ndarray, labels: np.ndarray, queries: np.ndarray, classes: int):
-        """The open-set score of each query, each predicted in one batch with the support set ->
-        (probabilities [q, C] of those batches, unknown_scores float64 [q], unknown bool [q])."""
+    def predict_each(self, params: dict, support: np.ndarray, labels: np.ndarray, queries: np.ndarray, classes: int):
+        """Each query predicted in one batch with the support set (non-transductive) -> (logits [q, C],
+        probabilities [q, C], unknown_scores float64 [q], unknown bool [q]); the last two are None
+        when the bundle has no open-set score."""
         section = self.open_set
-        probabilities, inputs = [], []
+        rows, inputs = [], []
         for query in queries:
-            _, p, f = self.predict(params, np.concatenate([support, query[None]]), features=True)
-            probabilities.append(p[-1])
-            inputs.append(open_set.score_inputs(f[None], p[-1:], labels, classes, self.feature_blocks)[0])
+            out = self.predict(params, np.concatenate([support, query[None]]), features=bool(section))
+            rows.append((out[0][-1], out[1][-1]))
+            if section:
+                inputs.append(open_set.score_inputs(out[2][None], out[1][-1:], labels, classes, self.feature_blocks)[0])
+        logits, probabilities = (np.stack(column) for column in zip(*rows, strict=True))
+        if not section:
+            return logits, probabilities, None, None
         scores = open_set.unknown_scores(np.stack(inputs), section)
         limit = open_set.threshold(section, open_set.task_setting(labels, classes))
-        return np.stack(probabilities), scores, scores > limit
+        return logits, probabilities, scores, scores > limit
 
     def train_step_sgd(self, params: dict, images, labels, lr: float):
         """One SGD step -> (updated params, the batch's summed loss before the step)."""
@@ -348,16 +353,13 @@ class Bundle:
                 params, loss = self.train_step_sgd(params, images, batch_labels, lr)
             losses.append(loss)
 
-        if transductive:
-            logits, probabilities = self.predict(params, queries)
+        if not transductive:
+            logits, probabilities, scores, flags = self.predict_each(params, support, labels, queries, classes)
         else:
-            rows = [self.predict(params, np.concatenate([support, query[None]])) for query in queries]
-            logits = np.stack([r[0][-1] for r in rows])
-            probabilities = np.stack([r[1][-1] for r in rows])
-        # the score always reads the non-transductive batches: its thresholds were fitted on them
-        scores = flags = None
-        if self.open_set:
-            _, scores, flags = self.unknown(params, support, labels, queries, classes)
+            logits, probabilities = self.predict(params, queries)
+            scores = flags = None
+            if self.open_set:  # the score reads the non-transductive batches: its thresholds were fitted on them
+                _, _, scores, flags = self.predict_each(params, support, labels, queries, classes)
         return AdaptResult(
             predictions=logits.argmax(-1).astype(np.int64),
             probabilities=probabilities,

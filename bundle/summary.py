@@ -6,6 +6,7 @@ same shape from either.
 """
 
 from .files import HASH_CHARS
+from .open_set import SECTION as OPEN_SET_SECTION
 
 ADAPTATION_KEYS = ("optimizer", "steps", "lr", "eps", "transductive", "chosen_by")
 PROVENANCE_KEYS = ("iteration", "meta_iters", "exported_at")
@@ -36,6 +37,8 @@ def model_summary(
         "trained_ways": manifest["trained_ways"],
         "adaptation": {key: adaptation.get(key) for key in ADAPTATION_KEYS},
         "accuracy": manifest.get("accuracy"),
+        # whether the model scores "none of these" (bundle/open_set.py)
+        "open_set": manifest.get(OPEN_SET_SECTION) is not None,
         "input": {
             "shape": list(manifest["input"]["shape"][1:]),
             "preprocessing_spec": manifest["input"].get("preprocessing_spec"),

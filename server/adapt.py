@@ -1,5 +1,6 @@
-"""POST /api/adapt's work on a pool worker: decode the images, adapt the bundle, predict, and the
-check that the bundle's preprocessing spec is the one this server implements."""
+"""POST /api/adapt's work on a pool worker: decode the images, adapt the bundle, predict (with the
+open-set score when the bundle has one), and the check that the bundle's preprocessing spec is the
+one this server implements."""
 
 import math
 import time
@@ -62,13 +63,17 @@ def run_plan(bundle, plan: Plan, check, limits: ImageLimits, queued_s: float = 0
     )
     t2 = time.perf_counter()
     losses = [float(x) for x in result.losses]
-    if not (np.isfinite(result.probabilities).all() and all(math.isfinite(x) for x in losses)):
+    scores = None if result.unknown_scores is None else np.asarray(result.unknown_scores, dtype=np.float64)
+    finite_scores = scores is None or np.isfinite(scores).all()
+    if not (np.isfinite(result.probabilities).all() and finite_scores and all(math.isfinite(x) for x in losses)):
         bad = next((k for k, x in enumerate(losses) if not math.isfinite(x)), None)
         where = f" (non-finite loss before step {bad})" if bad is not None else ""
         raise InputError(f"the adaptation diverged{where} with lr={plan.lr:g}; use a smaller lr")
     return {
         "probabilities": result.probabilities.astype(np.float64).tolist(),
         "predictions": result.predictions.tolist(),
+        "unknown": None if result.unknown is None else [bool(flag) for flag in result.unknown],
+        "unknown_scores": None if scores is None else scores.tolist(),
         "losses": losses,
         "classes": plan.classes,
         "steps": plan.steps,

@@ -98,6 +98,16 @@ class Timing(BaseModel):
 class AdaptResponse(BaseModel):
     probabilities: list[list[float]] = Field(description="Per query, the probability of each class.")
     predictions: list[int] = Field(description="Per query, the most probable class.")
+    unknown: list[bool] | None = Field(
+        description='Per query, whether it is like none of the classes ("none of these"): its unknown score '
+        "is above the threshold of the task's setting, the classes x the fewest examples any class has. "
+        "null when the model has no open-set score (/api/model `open_set` is false)."
+    )
+    unknown_scores: list[float] | None = Field(
+        description="Per query, the open-set score in (0, 1): higher = less like any class. Computed from the "
+        "query predicted in one batch with the support set, also when the probabilities are transductive "
+        "(the thresholds were fitted on those batches). null when the model has no open-set score."
+    )
     losses: list[float] = Field(description="Per step, the summed cross-entropy of the support set before it.")
     elapsed_ms: float = Field(description="Server time from receiving the request to the result.")
     classes: int

@@ -1,6 +1,8 @@
 """The browser's adaptation code (web/js/engine.js on onnxruntime-web's wasm build, under Node) gives
 the probabilities and losses of the Python reference (bundle.Bundle.adapt) within 1e-3, for Adam
-and SGD, transductive or not, 3 classes (the first 3 trained rows) and 5 (the trained head)."""
+and SGD, transductive or not, 3 classes (the first 3 trained rows) and 5 (the trained head); with an
+open-set section, the same unknown scores within 1e-3 and the same flags. web/js/open_set.js is
+bundle/open_set.py's arithmetic within 1e-9, and the engine refuses a malformed section."""
 
 import json
 import shutil
@@ -9,14 +11,42 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from server_helpers import bundle_with_open_set
 
-from bundle import build_head, load_bundle
+from bundle import build_head, load_bundle, open_set
 from server.config import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = DEFAULT_MODEL  # the bundle the server serves by default
 SCRIPT = ROOT / "tests" / "js" / "engine_parity.mjs"
+OPEN_SET_SCRIPT = ROOT / "tests" / "js" / "open_set_parity.mjs"
 ORT = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.mjs"
+
+
+def node_or_skip(runtime: bool = True) -> str:
+    """The node executable (and onnxruntime-web's wasm build when `runtime`), else skip."""
+    node = shutil.which("node")
+    if node is None or (runtime and not ORT.is_file()):
+        pytest.skip("node or web/node_modules/onnxruntime-web (make setup) is missing")
+    return node
+
+
+def run_node(node: str, script: Path, spec: dict, tmp_path: Path) -> dict:
+    """Run a tests/js script on `spec` (written as JSON) -> its JSON output."""
+    (tmp_path / "case.json").write_text(json.dumps(spec))
+    result = subprocess.run(
+        [node, str(script), str(tmp_path / "case.json")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def open_set_bundle(tmp_path: Path) -> Path:
+    """The served bundle when its model.json has the fitted open-set section, else a copy of it with
+    tests/server_helpers.py's provisional one."""
+    if open_set.SECTION in json.loads((BUNDLE / "model.json").read_text()):
+        return BUNDLE
+    return bundle_with_open_set(BUNDLE, tmp_path / "bundle")
 
 
 def strokes_like(rng, n):
@@ -34,30 +64,17 @@ def strokes_like(rng, n):
     return images
 
 
-@pytest.mark.slow
-def test_engine_js_matches_the_python_bundle_reader(tmp_path):
-    node = shutil.which("node")
-    if node is None or not ORT.is_file():
-        pytest.skip("node or web/node_modules/onnxruntime-web (make setup) is missing")
-    bundle = load_bundle(BUNDLE)
-    rng = np.random.default_rng(5)
+def adapt_cases(bundle, rng, settings, queries_of=None) -> list:
+    """Bundle.adapt on random drawing-like tasks: settings are (classes, shots, queries, optimizer,
+    transductive, steps) -> the cases for engine_parity.mjs, each with its Python "reference"."""
     cases = []
-    for classes, shots, queries, optimizer, transductive, steps in [
-        (3, 1, 1, "adam", False, 20),
-        (5, 2, 3, "adam", True, 10),
-        (2, 1, 2, "sgd", False, 10),
-    ]:
+    for classes, shots, queries, optimizer, transductive, steps in settings:
         support = strokes_like(rng, classes * shots)
         labels = np.repeat(np.arange(classes), shots)
-        query = strokes_like(rng, queries)
+        query = queries_of(support, queries) if queries_of else strokes_like(rng, queries)
+        lr = 0.0015 if optimizer == "adam" else 0.05
         reference = bundle.adapt(
-            support,
-            labels,
-            query,
-            steps=steps,
-            optimizer=optimizer,
-            transductive=transductive,
-            lr=0.0015 if optimizer == "adam" else 0.05,
+            support, labels, query, steps=steps, optimizer=optimizer, transductive=transductive, lr=lr
         )
         cases.append(
             {
@@ -67,22 +84,140 @@ def test_engine_js_matches_the_python_bundle_reader(tmp_path):
                 "steps": steps,
                 "optimizer": optimizer,
                 "transductive": transductive,
-                "lr": 0.0015 if optimizer == "adam" else 0.05,
+                "lr": lr,
                 "reference": reference,
             }
         )
-    spec = {"bundle": str(BUNDLE), "cases": [{k: v for k, v in c.items() if k != "reference"} for c in cases]}
-    (tmp_path / "case.json").write_text(json.dumps(spec))
-    result = subprocess.run(
-        [node, str(SCRIPT), str(tmp_path / "case.json")], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
-    for case, got in zip(cases, out["cases"], strict=False):
+    return cases
+
+
+def engine_spec(path: Path, cases: list) -> dict:
+    return {"bundle": str(path), "cases": [{k: v for k, v in c.items() if k != "reference"} for c in cases]}
+
+
+@pytest.mark.slow
+def test_engine_js_matches_the_python_bundle_reader(tmp_path):
+    node = node_or_skip()
+    bundle = load_bundle(BUNDLE)
+    rng = np.random.default_rng(5)
+    settings = [(3, 1, 1, "adam", False, 20), (5, 2, 3, "adam", True, 10), (2, 1, 2, "sgd", False, 10)]
+    cases = adapt_cases(bundle, rng, settings)
+    out = run_node(node, SCRIPT, engine_spec(BUNDLE, cases), tmp_path)
+    for case, got in zip(cases, out["cases"], strict=True):
         ref = case["reference"]
         assert np.abs(np.array(got["probabilities"]) - ref.probabilities).max() < 1e-3
         assert np.allclose(got["losses"], ref.losses, atol=1e-3, rtol=1e-4)
         assert got["predictions"] == ref.predictions.tolist()
+        assert (got["unknownScores"] is None) == (ref.unknown_scores is None)  # the served bundle's section, if any
     weight, bias = build_head(bundle._tensors["fc.weight"], bundle._tensors["fc.bias"], 3, bundle.trained_ways)
     assert np.array_equal(np.float32(out["head3"]["weight"]), weight[0, :8])
     assert np.array_equal(np.float32(out["head3"]["bias"]), bias)
+
+
+def known_and_strange(rng):
+    """Queries for the open-set score: a copy of a support drawing (like a class), drawing-like
+    strokes, and uniform noise (like none)."""
+
+    def make(support, count):
+        noise = rng.uniform(0, 1, (1, 28, 28)).astype(np.float32)
+        return np.concatenate([support[:1], strokes_like(rng, count - 2), noise])
+
+    return make
+
+
+@pytest.mark.slow
+def test_engine_js_gives_the_python_unknown_scores(tmp_path):
+    """Non-transductive and transductive (the score still from the per-query batches), 3 and 6 classes;
+    without a section, and for the random start, there is no score."""
+    node = node_or_skip()
+    path = open_set_bundle(tmp_path)
+    bundle = load_bundle(path)
+    rng = np.random.default_rng(11)
+    settings = [(3, 1, 4, "adam", False, 10), (6, 2, 3, "adam", True, 10)]
+    cases = adapt_cases(bundle, rng, settings, queries_of=known_and_strange(rng))
+    cases.append({**cases[0], "init": "random", "reference": None})
+    out = run_node(node, SCRIPT, engine_spec(path, cases), tmp_path)
+    for case, got in zip(cases[:2], out["cases"], strict=False):
+        ref = case["reference"]
+        assert np.abs(np.array(got["probabilities"]) - ref.probabilities).max() < 1e-3
+        assert np.abs(np.array(got["unknownScores"]) - ref.unknown_scores).max() < 1e-3
+        limit = open_set.threshold(bundle.open_set, open_set.task_setting(case["labels"], max(case["labels"]) + 1))
+        clear = np.abs(ref.unknown_scores - limit) > 1e-3  # a score this close to the threshold may go either way
+        assert np.array_equal(np.array(got["unknown"])[clear], ref.unknown[clear])
+    assert out["cases"][2]["unknownScores"] is None and out["cases"][2]["unknown"] is None
+    plain = bundle_with_open_set(BUNDLE, tmp_path / "plain", section=None)
+    out = run_node(node, SCRIPT, engine_spec(plain, cases[:1]), tmp_path)
+    assert out["cases"][0]["unknownScores"] is None and out["cases"][0]["unknown"] is None
+
+
+def random_section(rng, layers: int) -> dict:
+    """An open-set section with random (valid) values for `layers` blocks, scaled so that the scores of
+    random features spread over (0, 1) rather than saturate."""
+    names = open_set.input_names(layers)
+    return {
+        "inputs": names,
+        "mean": rng.uniform(0.3, 1, len(names)).tolist(),
+        "scale": rng.uniform(0.2, 0.5, len(names)).tolist(),
+        "weights": rng.normal(0, 0.3, len(names)).tolist(),
+        "bias": float(rng.normal()),
+        "thresholds": {open_set.setting_key(c, k): float(rng.uniform()) for c in range(2, 11) for k in range(1, 6)},
+    }
+
+
+def test_open_set_js_is_the_python_arithmetic(tmp_path):
+    """Score inputs, scores, setting and threshold of fixed random features, probabilities and labels
+    (uneven shots included) within 1e-9; a malformed section is refused by both sides."""
+    node = node_or_skip(runtime=False)
+    rng = np.random.default_rng(3)
+    cases = []
+    for blocks, labels, queries in [
+        ([[4, 3, 3], [4, 2, 2], [2, 1, 1]], [0, 1, 2, 0, 1], 3),
+        ([[3, 2, 2], [5, 1, 1]], [1, 0, 1, 1, 0, 2, 2, 3], 2),
+        (json.loads((BUNDLE / "model.json").read_text())["architecture"]["feature_blocks"], [0, 1, 0, 1], 1),
+    ]:
+        classes = max(labels) + 1
+        d = sum(c * h * w for c, h, w in blocks)
+        features = rng.normal(0, 1, (queries, len(labels) + 1, d)) * (rng.uniform(size=d) > 0.3)  # zeros, as ReLU's
+        features[0, -1, : np.prod(blocks[0])] = 0  # a query's block 1 all zero: the norms' floor (1e-12)
+        probabilities = rng.dirichlet(np.ones(classes), queries)
+        cases.append(
+            {
+                "features": features.reshape(queries, -1).tolist(),
+                "probabilities": probabilities.tolist(),
+                "labels": labels,
+                "classes": classes,
+                "blocks": blocks,
+                "section": random_section(rng, len(blocks)),
+            }
+        )
+    manifest = json.loads((BUNDLE / "model.json").read_text())
+    manifest[open_set.SECTION] = random_section(rng, len(manifest["architecture"]["feature_blocks"]))
+    broken = [
+        {**manifest, open_set.SECTION: {**manifest[open_set.SECTION], change: value}}
+        for change, value in [
+            ("inputs", ["msp"]),
+            ("scale", [0.0] * 9),
+            ("weights", [1.0] * 8),
+            ("bias", "x"),
+            ("thresholds", {"2x1": 0.5}),
+        ]
+    ] + [{**manifest, open_set.SECTION: []}]
+    no_features = json.loads(json.dumps(manifest))
+    no_features["graphs"]["predict"]["outputs"] = no_features["graphs"]["predict"]["outputs"][:2]
+    manifests = [manifest, {k: v for k, v in manifest.items() if k != open_set.SECTION}, *broken, no_features]
+    out = run_node(node, OPEN_SET_SCRIPT, {"cases": cases, "manifests": manifests}, tmp_path)
+    for case, got in zip(cases, out["cases"], strict=True):
+        features = np.array(case["features"]).reshape(len(case["probabilities"]), len(case["labels"]) + 1, -1)
+        inputs = open_set.score_inputs(features, case["probabilities"], case["labels"], case["classes"], case["blocks"])
+        assert np.abs(np.array(got["inputs"]) - inputs).max() < 1e-9
+        scores = open_set.unknown_scores(inputs, case["section"])
+        assert np.abs(np.array(got["scores"]) - scores).max() < 1e-9
+        assert got["setting"] == open_set.task_setting(case["labels"], case["classes"])
+        assert got["threshold"] == open_set.threshold(case["section"], got["setting"])
+        assert got["problem"] is None
+    for sent, got in zip(manifests, out["manifests"], strict=True):
+        problem = open_set.manifest_problem(sent, "model.json")
+        assert (got is None) == (problem is None), (problem, got)
+        if got:
+            assert got["name"] == "BundleError" and got["message"].startswith("model.json: open_set")
+            assert "\n" not in got["message"]

@@ -50,6 +50,7 @@ def test_embed_in_a_page_of_another_origin(demo_server, new_page, static_server,
     message = predictions[0]
     assert len(message["labels"]) == 2 and len(message["probabilities"]) == 2
     assert message["predicted"] == max(range(2), key=lambda i: message["probabilities"][i])
+    assert isinstance(message["unknown"], bool)  # the open-set flag; false without an open-set score
     latest = [m["data"]["height"] for m in page.evaluate("window.received") if m["data"].get("type") == "embed-size"]
     assert page.locator("#demo").get_attribute("height") == str(latest[-1])  # the parent followed the messages
     assert frame.locator("html").get_attribute("data-theme") == "dark"

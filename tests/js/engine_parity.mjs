@@ -9,6 +9,7 @@ import { Model, buildHead, parseSafetensors } from "../../web/js/engine.js";
 
 ort.env.wasm.numThreads = 1;
 const spec = JSON.parse(readFileSync(process.argv[2], "utf8"));
+// spec.bundle: a bundle folder; spec.cases: the adaptations (Model.adapt's arguments)
 const base = pathToFileURL(spec.bundle.endsWith("/") ? spec.bundle : `${spec.bundle}/`).href;
 const fetchBytes = async (url) => new Uint8Array(readFileSync(new URL(url)));
 const model = await Model.load(ort, base, { fetchBytes });
@@ -16,8 +17,9 @@ const out = { cases: [] };
 for (const c of spec.cases) {
   const result = await model.adapt({ support: c.support.map((a) => Float32Array.from(a)), labels: c.labels,
     queries: c.queries.map((a) => Float32Array.from(a)), steps: c.steps, lr: c.lr, optimizer: c.optimizer,
-    transductive: c.transductive });
-  out.cases.push({ probabilities: result.probabilities, losses: result.losses, predictions: result.predictions });
+    transductive: c.transductive, init: c.init ?? "meta" });
+  out.cases.push({ probabilities: result.probabilities, losses: result.losses, predictions: result.predictions,
+    unknownScores: result.unknownScores, unknown: result.unknown });
 }
 // the head rule for a class count other than the trained one, on the raw weights
 const tensors = parseSafetensors(readFileSync(new URL("weights.safetensors", base)));

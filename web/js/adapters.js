@@ -176,6 +176,7 @@ export class ServerAdapter {
           onStep("meta", k, loss);
         });
         return { probabilities: data.probabilities, predictions: data.predictions, losses: data.losses,
+          unknownScores: data.unknown_scores ?? null, unknown: data.unknown ?? null,
           elapsedMs: data.elapsed_ms, computeMs: performance.now() - started, compare: null };
       }
       const busy = response.status === 503 || response.status === 429;

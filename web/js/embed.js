@@ -46,11 +46,13 @@ export function postHeightChanges() {
   post();
 }
 
-// {type: "reptile:prediction", labels, probabilities, predicted} for the first test drawing.
+// {type: "reptile:prediction", labels, probabilities, predicted, unknown} for the first test drawing;
+// unknown: the open-set score flags it, "none of these" (false when the model has no open-set score).
 export function postPrediction(result, request) {
   if (!inFrame) return;
   const p = result.probabilities[0];
-  window.parent.postMessage({ type: "reptile:prediction", labels: request.names, probabilities: p, predicted: argmax(p) }, "*");
+  window.parent.postMessage({ type: "reptile:prediction", labels: request.names, probabilities: p, predicted: argmax(p),
+    unknown: result.unknown?.[0] === true }, "*");
 }
 
 // start() once the element is scrolled into view: an embedded demo loads and adapts nothing before.

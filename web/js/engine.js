@@ -1,8 +1,10 @@
 // The model bundle in JavaScript (docs/bundle.md): load + verify model.json, weights.safetensors and
 // the ONNX graphs, build the head for C classes, and adapt + predict exactly as the Python reference
-// (bundle/reader.py, Bundle.adapt). The onnxruntime namespace is passed in, so the same code runs in
-// the page's Web Worker (onnxruntime-web) and under Node in the tests.
+// (bundle/reader.py, Bundle.adapt), with the open-set score ("none of these", open_set.js) when
+// model.json has one. The onnxruntime namespace is passed in, so the same code runs in the page's
+// Web Worker (onnxruntime-web) and under Node in the tests.
 import { Cancelled } from "./cancelled.js";
+import { FEATURES_OUTPUT, manifestProblem, queryScoreInputs, taskSetting, threshold, unknownScores } from "./open_set.js";
 
 export const FORMAT = "reptile-bundle";
 export const FORMAT_VERSION = 1;
@@ -156,6 +158,8 @@ export class Model {
     if (manifest.head_extension && manifest.head_extension.rule !== HEAD_RULE) {
       throw new BundleError(`unknown head rule ${manifest.head_extension.rule}`);
     }
+    const problem = manifestProblem(manifest, "model.json");
+    if (problem) throw new BundleError(problem);
   }
 
   checkWeights() {
@@ -173,6 +177,11 @@ export class Model {
 
   get defaults() {
     return this.manifest.adaptation;
+  }
+
+  // model.json's open-set section (checked by checkManifest), or null when the bundle has none.
+  get openSet() {
+    return this.manifest.open_set ?? null;
   }
 
   shape(name, classes) {
@@ -227,11 +236,13 @@ export class Model {
     return feeds;
   }
 
-  // images: Float32Array [B * 784] -> {logits, probabilities} as Float32Array [B * C]
-  async predict(params, images, batch, classes) {
+  // images: Float32Array [B * 784] -> {logits, probabilities} as Float32Array [B * C], and with
+  // features = true every block's output, Float32Array [B * D] (bundles with an open-set score)
+  async predict(params, images, batch, classes, features = false) {
     const feeds = { ...this.paramFeeds(params, classes), images: this.tensor(images, [batch, 1, 28, 28]) };
-    const out = await (await this.session("predict")).run(feeds);
-    return { logits: out.logits.data, probabilities: out.probabilities.data };
+    const wanted = ["logits", "probabilities", ...(features ? [FEATURES_OUTPUT] : [])];
+    const out = await (await this.session("predict")).run(feeds, wanted);
+    return { logits: out.logits.data, probabilities: out.probabilities.data, features: out[FEATURES_OUTPUT]?.data ?? null };
   }
 
   // One training step on the whole batch; returns the new state and the loss before the step.
@@ -259,6 +270,8 @@ export class Model {
 
   // support: Float32Array[] (784 each), labels: int[], queries: Float32Array[]; as Bundle.adapt.
   // onStep(k, loss) after each step; shouldStop() is checked between steps (throws Cancelled).
+  // -> {probabilities, logits, predictions, losses, unknownScores (numbers), unknown (booleans), ...};
+  // unknownScores and unknown are null without an open-set section, and for a random start.
   async adapt({ support, labels, queries, classes = null, steps, lr, optimizer, transductive, eps, init = "meta",
     seed = 1, onStep = null, shouldStop = null }) {
     const d = this.defaults;
@@ -287,31 +300,52 @@ export class Model {
       if (onStep) onStep(k, result.loss);
     }
     if (shouldStop && (await shouldStop())) throw new Cancelled();
-    const probabilities = [];
-    const logits = [];
+    // the open-set section was fitted on the meta-learned model: a random start has no score
+    const section = init === "meta" ? this.openSet : null;
+    let probabilities;
+    let logits;
+    let each = null; // the per-query batches (support rows, then the query)
+    if (!transductive || section) each = await this.predictEach(state.params, images, batch, queries, labels, classes, section);
     if (transductive) {
       const all = new Float32Array(queries.length * 784);
       queries.forEach((q, i) => {
         all.set(q, i * 784);
       });
       const out = await this.predict(state.params, all, queries.length, classes);
-      for (let i = 0; i < queries.length; i++) {
-        probabilities.push(Array.from(out.probabilities.subarray(i * classes, (i + 1) * classes)));
-        logits.push(Array.from(out.logits.subarray(i * classes, (i + 1) * classes)));
-      }
+      const row = (data, i) => Array.from(data.subarray(i * classes, (i + 1) * classes));
+      probabilities = queries.map((_, i) => row(out.probabilities, i));
+      logits = queries.map((_, i) => row(out.logits, i));
     } else {
-      const withQuery = new Float32Array((batch + 1) * 784);
-      withQuery.set(images);
-      for (const query of queries) {
-        withQuery.set(query, batch * 784);
-        const out = await this.predict(state.params, withQuery, batch + 1, classes);
-        probabilities.push(Array.from(out.probabilities.subarray(batch * classes)));
-        logits.push(Array.from(out.logits.subarray(batch * classes)));
-      }
+      ({ probabilities, logits } = each);
     }
+    // the score always reads the non-transductive batches: its thresholds were fitted on them
+    const scores = section ? unknownScores(each.scoreInputs, section) : null;
+    const limit = section ? threshold(section, taskSetting(labels, classes)) : null;
     const predictions = probabilities.map((p) => p.indexOf(Math.max(...p)));
     return { probabilities, logits, predictions, losses, elapsedMs: performance.now() - started,
+      unknownScores: scores, unknown: scores ? scores.map((s) => s > limit) : null,
       settings: { steps, lr, optimizer, transductive, init } };
+  }
+
+  // Each query predicted in one batch with the support set (its row last) -> {probabilities, logits}
+  // of the queries' rows, and with an open-set section each query's score inputs (open_set.js).
+  async predictEach(params, images, batch, queries, labels, classes, section) {
+    const withQuery = new Float32Array((batch + 1) * 784);
+    withQuery.set(images);
+    const probabilities = [];
+    const logits = [];
+    const scoreInputs = [];
+    for (const query of queries) {
+      withQuery.set(query, batch * 784);
+      const out = await this.predict(params, withQuery, batch + 1, classes, Boolean(section));
+      probabilities.push(Array.from(out.probabilities.subarray(batch * classes)));
+      logits.push(Array.from(out.logits.subarray(batch * classes)));
+      if (section) {
+        scoreInputs.push(queryScoreInputs(out.features, probabilities.at(-1), labels, classes,
+          this.manifest.architecture.feature_blocks));
+      }
+    }
+    return { probabilities, logits, scoreInputs };
   }
 }
 

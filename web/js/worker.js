@@ -54,6 +54,8 @@ async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   return info;
 }
 
+// -> {meta, random?}: each run's result as Model.adapt returns it (probabilities, losses, and the
+// open-set unknownScores and unknown, null for the random start), relayed to the page as they are.
 async function adapt(message) {
   const { id } = message;
   const shouldStop = async () => {
