@@ -136,6 +136,8 @@ def test_the_fitted_inputs_are_the_products(open_set_tasks):
     """The torch path the score is fitted on computes what Bundle.adapt (ONNX) computes."""
     tasks = open_set_tasks
     _, params, support, labels, queries = next(tasks.adapted("test", 3, 2, 2, seed=5))
+    ink = queries.amax((2, 3, 4))  # [tasks, N + 2]: every query, the scribble too, is a model input in [0, 1]
+    assert (ink > 0.5).all() and (ink <= 1).all() and (support.amax() <= 1)
     for task in range(2):
         inputs, logits = tasks.score_inputs(params, task, support[task], labels[task], queries[task], 3)
         result = tasks.bundle.adapt(support[task].numpy(), labels[task].numpy(), queries[task].numpy())

@@ -132,9 +132,9 @@ class OpenSetTasks:
             g = min(CPU_TASKS_AT_ONCE, count - start)
             drawn, _ = self.samplers[split].sample(rng, g, ways + 1, shots + 1)
             support, labels = flatten_task(drawn[:, :ways, :shots])
-            scribbles = np.stack([scribble(rng) for _ in range(g)])[:, None, None]
+            scribbles = np.stack([scribble(rng) for _ in range(g)])[:, None, None]  # model inputs, already in [0, 1]
             queries = torch.cat(
-                [to_tensor(drawn[:, :ways, shots]), to_tensor(drawn[:, ways, :1]), to_tensor(scribbles)], 1
+                [to_tensor(drawn[:, :ways, shots]), to_tensor(drawn[:, ways, :1]), torch.from_numpy(scribbles)], 1
             )
             support, labels = to_tensor(support), torch.from_numpy(labels)
             steps = self.defaults["steps"]
