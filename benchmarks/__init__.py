@@ -10,11 +10,17 @@ Training (torch):
   open_set_study         which score, after the demo's adaptation, says "none of these": AUROC and flag
                          rates of novel characters and scribbles, accuracy, ECE and temperature per setting
 
+The product's model (Bundle.adapt: its ONNX graphs and model.json):
+  open_set               the "none of these" decision on held-out tasks: AUROC, novel characters,
+                         scribbles and in-set queries flagged, accuracy, ECE, against the goals
+
 The demo (a server of this checkout, headless Chromium):
   browser_adapt          pen-up to prediction shown, cold and warm, in the browser and on the server
   browser_cold_start     cold start of the browser mode, several servers or page settings side by side
   stroke_replay          Omniglot's pen trajectories replayed as mouse events: model-input difference
                          to the PNGs and few-shot accuracy on the replayed drawings
+  open_set_browser       held-out pen trajectories and scribbles replayed on the page: in-set, novel
+                         and scribble test drawings flagged "none of these" by the page's worker
 
 The server:
   server_load            POST /api/adapt under load: adaptations/s, p50/p99 latency, 503s, memory;

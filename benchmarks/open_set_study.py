@@ -2,7 +2,7 @@
 
 Each task: N characters with K drawings each as the support set, and N + 2 queries: one more drawing
 of every in-set character, one drawing of an (N+1)-th character of the same split (novel), and one
-random scribble (SCRIBBLE below, rendered with the demo's pen by tools/strokes.py and preprocessed
+random scribble (tools/open_set_tasks.py SCRIBBLE, rendered with the demo's pen by tools/strokes.py and preprocessed
 by preprocessing/ like a drawing on the page). The model is the checkpoint behind the served bundle,
 adapted as the bundle's model.json says (its steps, lr and eps, full-batch TF-style Adam from the
 carried state, the head for N classes built by the head rule) and run non-transductively (each query
@@ -47,53 +47,12 @@ from benchmarks.open_set_analysis import (
     fit_combination,
     plot_reliability,
 )
+from tools.open_set_tasks import SCRIBBLE, OpenSetTasks, embed, query_batches
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "checkpoints" / "omniglot-20w1s" / "checkpoint.pt"
 BUNDLE = ROOT / "static" / "models" / "omniglot-20w"
 DATA_DIR = Path(os.environ.get("OMNIGLOT_DATA_DIR", ROOT.parent / "shared" / "data" / "omniglot"))
-# A scribble: 1-3 random-walk strokes of 15-49 steps, each step 0.03-0.07 of the drawing area long,
-# the heading turning by a normal 0.9 rad a step, starting in the middle 60 %, kept inside 5 % margins.
-SCRIBBLE = dict(strokes=(1, 4), steps=(15, 50), step=(0.03, 0.07), turn=0.9, start=(0.2, 0.8), margin=0.05)
-
-
-def scribble(rng: np.random.Generator) -> np.ndarray:
-    """A random scribble's 28 x 28 model input (float32), drawn with the demo's pen."""
-    from preprocessing import to_model_input
-    from tools.strokes import SCALE, render
-
-    s = SCRIBBLE
-    strokes = []
-    for _ in range(int(rng.integers(*s["strokes"]))):
-        steps, length = int(rng.integers(*s["steps"])), rng.uniform(*s["step"])
-        point, heading = rng.uniform(*s["start"], 2), rng.uniform(0, 2 * np.pi)
-        points = [point]
-        for _ in range(steps):
-            heading += rng.normal(0, s["turn"])
-            point = np.clip(point + length * np.array([np.cos(heading), np.sin(heading)]), s["margin"], 1 - s["margin"])
-            points.append(point)
-        strokes.append([int(round(v)) for i, (x, y) in enumerate(points) for v in (x * SCALE, y * SCALE, 10 * i)])
-    return to_model_input(render(strokes))
-
-
-def embed(spec, params, images, batches: int = 1):
-    """training/model.py's forward, also returning every block's output -> ([h [n, G*F, H, W] per block],
-    features before the head [G, n, D], logits [G, n, C])."""
-    import torch
-
-    from training.model import conv_block
-
-    groups, n = images.shape[:2]
-    h = images.transpose(0, 1).reshape(n, groups * images.shape[2], *images.shape[3:])
-    blocks = []
-    for layer in range(spec.layers):
-        weight, scale, shift = params[3 * layer : 3 * layer + 3]
-        h = conv_block(
-            spec, h, weight.reshape(-1, *weight.shape[2:]), scale.reshape(-1), shift.reshape(-1), groups, batches
-        )
-        blocks.append(h)
-    features = h.reshape(n, groups, -1).transpose(0, 1)
-    return blocks, features, torch.einsum("gnd,gcd->gnc", features, params[-2]) + params[-1][:, None, :]
 
 
 def nearest_cosine(features, ways: int, shots: int):
@@ -147,72 +106,19 @@ def softmax_scores(logits) -> dict:
     }
 
 
-class Study:
-    """The checkpoint, its adaptation settings (from the bundle) and the two character splits."""
-
-    def __init__(self, checkpoint: Path, bundle_dir: Path, data_dir: Path):
-        from bundle import load_bundle
-        from training.checkpoint import load_trained
-        from training.omniglot import load_omniglot
-        from training.reptile import InnerAdam
-        from training.tasks import TaskSampler
-
-        payload, config, self.spec, self.state = load_trained(checkpoint)
-        self.bundle = load_bundle(bundle_dir, threads=1)
-        weights, _ = self.bundle.initial_state(self.bundle.trained_ways)
-        for name, param in zip(self.bundle.param_names, self.state.params, strict=True):
-            if not np.array_equal(weights[name], param.numpy()):
-                raise ValueError(f"{checkpoint} is not the checkpoint of {bundle_dir}: {name} differs")
-        self.defaults = self.bundle.defaults
-        if self.defaults["optimizer"] != "adam" or self.bundle.adam_t != self.state.adam_t:
-            raise ValueError("the study reproduces full-batch Adam from the carried state only")
-        self.adam = InnerAdam(lr=self.defaults["lr"], eps=self.defaults["eps"])
-        omniglot = load_omniglot(data_dir, download_missing=False)
-        train, test = omniglot.split(config.seed)
-        names = (self.bundle.path / self.bundle.manifest["test_classes"]["file"]).read_text().split()
-        if names != [omniglot.names[i] for i in test]:
-            raise ValueError(f"the split with seed {config.seed} is not the bundle's test_classes.txt")
-        images = omniglot.images[:, :, None]
-        self.samplers = {
-            "train": TaskSampler(images[train]),
-            "test": TaskSampler(images[test]),
-            "mirrored": TaskSampler(np.ascontiguousarray(images[train][..., ::-1])),  # never meta-trained on
-        }
-
-    def head(self, tensors: list, ways: int) -> list:
-        """The head rule (bundle/format.py build_head) on torch tensors: rows i mod trained_ways."""
-        rows = [i % self.spec.ways for i in range(ways)]
-        return tensors[:-2] + [tensors[-2][rows], tensors[-1][rows]]
+class Study(OpenSetTasks):
+    """The checkpoint, its adaptation settings (from the bundle) and the character splits
+    (tools/open_set_tasks.py), with every candidate score of the adapted tasks."""
 
     def tasks(self, split: str, ways: int, shots: int, count: int, seed: int, check: int = 0, progress=None) -> dict:
         """Adapt and score `count` tasks -> {"scores": {name: [tasks, N + 2]}, "logits": [tasks, N + 2, N],
         "bundle_max_abs_diff": float | None}; query N is the novel character, N + 1 the scribble."""
         import torch
 
-        from training.evaluate import CPU_TASKS_AT_ONCE
-        from training.reptile import grouped, inner_loop
-        from training.tasks import flatten_task, to_tensor
-
-        rng = np.random.default_rng([seed, list(self.samplers).index(split), ways, shots])
         scores, logits, check_diff = {}, [], []
-        meta = self.head([p.detach() for p in self.state.params], ways)
-        adam_v = self.head(list(self.state.adam_v), ways)
-        for start in range(0, count, CPU_TASKS_AT_ONCE):
-            g = min(CPU_TASKS_AT_ONCE, count - start)
-            drawn, _ = self.samplers[split].sample(rng, g, ways + 1, shots + 1)
-            support, labels = flatten_task(drawn[:, :ways, :shots])
-            scribbles = np.stack([scribble(rng) for _ in range(g)])[:, None, None]
-            queries = torch.cat(
-                [to_tensor(drawn[:, :ways, shots]), to_tensor(drawn[:, ways, :1]), to_tensor(scribbles)], 1
-            )
-            support, labels = to_tensor(support), torch.from_numpy(labels)
-            steps = self.defaults["steps"]
-            order = np.ascontiguousarray(np.broadcast_to(np.arange(support.shape[1]), (steps, g, support.shape[1])))
-            params, _, _ = inner_loop(
-                self.spec, self.adam, grouped(meta, g), grouped(adam_v, g), self.state.adam_t, support, labels, order
-            )
+        for meta, params, support, labels, queries in self.adapted(split, ways, shots, count, seed):
             with torch.no_grad():
-                for task in range(g):
+                for task in range(len(support)):
                     found = self.score_task(params, meta, task, support[task], queries[task], ways, shots)
                     logits.append(found.pop("logits"))
                     for name, values in found.items():
@@ -222,7 +128,7 @@ class Study:
                         probabilities = logits[-1].softmax(-1).numpy()
                         check_diff.append(float(np.abs(result.probabilities - probabilities).max()))
             if progress:
-                progress(g)
+                progress(len(support))
         return {
             "scores": {name: np.stack(v) for name, v in scores.items()},
             "logits": np.stack([x.numpy() for x in logits]),
@@ -252,15 +158,6 @@ class Study:
         found["disagreement"] = (p_alone.argmax(-1) != p_together.argmax(-1)).float()
         found["disagreement_tv"] = 0.5 * (p_alone - p_together).abs().sum(-1)
         return found
-
-
-def query_batches(support, queries):
-    """[n + 1, q, ...]: column j is the support set followed by query j (rows interleaved as in
-    training/evaluate.py predict_queries)."""
-    import torch
-
-    q = len(queries)
-    return torch.cat([support.unsqueeze(1).expand(-1, q, *support.shape[1:]), queries.unsqueeze(0)])
 
 
 def collect(study, raw: Path | None, split, ways, shots, count, seed, check) -> tuple:

@@ -1,13 +1,18 @@
 """The benchmarks run as `python -m benchmarks.<name>` and reject bad flags clearly; evaluate names a bad checkpoint."""
 
 import ast
+import json
 import pkgutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import run_cli, run_python
+from server_helpers import bundle_with_open_set
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+SERVED = ROOT / "static" / "models" / "omniglot-20w"
 HELPERS = {"local_server", "open_set_analysis"}  # imported by the benchmarks, not run
 NAMES = sorted(m.name for m in pkgutil.iter_modules([str(BENCHMARKS)]) if m.name not in HELPERS)
 
@@ -39,3 +44,40 @@ def test_evaluate_says_a_file_is_not_a_checkpoint(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "argument --checkpoint: cannot read checkpoint" in result.stderr
     assert "not a checkpoint of this project" in result.stderr
+
+
+def test_open_set_measures_the_served_bundle_quickly(omniglot_dir, tmp_path):
+    if "open_set" not in json.loads((SERVED / "model.json").read_text()):
+        pytest.skip("the served bundle has no open_set section")
+    out = tmp_path / "open_set.json"
+    result = run_python("-m", "benchmarks.open_set", "--quick", "--data-dir", str(omniglot_dir), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    figures = record["settings"]["5x1"]
+    assert list(record["settings"]) == ["5x1"] and figures["tasks"] == 20
+    assert all(0 <= figures["flagged"][kind] <= 1 for kind in ("inset", "novel", "scribble"))
+    assert 0.5 < figures["auroc_scribble"] <= 1 and 0.8 < figures["accuracy"] <= 1 and 0 <= figures["ece"] < 1
+    assert len(record["goals"]) == 5 and result.stdout.count(" -> ") == 5  # each goal printed met / not met
+
+
+def test_open_set_says_a_bundle_has_no_open_set_section(tmp_path):
+    bundle = bundle_with_open_set(SERVED, tmp_path / "bundle", section=None)
+    result = run_python("-m", "benchmarks.open_set", "--quick", "--bundle", str(bundle))
+    assert result.returncode == 2 and "has no open_set section" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_open_set_draws_the_tasks_of_the_open_set_fit(omniglot_dir):
+    """The same seed gives the benchmark and tools/open_set_tasks.py (the fit's held-out figures) the same tasks."""
+    from benchmarks.open_set import draw_tasks, held_out_images
+    from tools.open_set_tasks import OpenSetTasks
+
+    tasks = OpenSetTasks(ROOT / "checkpoints" / "omniglot-20w1s" / "checkpoint.pt", SERVED, omniglot_dir)
+    ours = draw_tasks(held_out_images(tasks.bundle, omniglot_dir), 3, 2, 12, seed=1)
+    for _, _, support, labels, queries in tasks.adapted("test", 3, 2, 12, seed=1):
+        for task in range(len(support)):
+            our_support, our_labels, our_queries = next(ours)
+            assert np.array_equal(our_support, support[task].numpy()) and np.array_equal(our_labels, labels[task])
+            assert np.array_equal(our_queries[:-1], queries[task, :-1].numpy())
+            theirs = queries[task, -1].numpy()  # the scribble, compared up to its ink scale
+            assert np.allclose(our_queries[-1] / our_queries[-1].max(), theirs / theirs.max(), atol=1e-6)
+    assert next(ours, None) is None
