@@ -13,6 +13,7 @@ Training (torch):
 The product's model (Bundle.adapt: its ONNX graphs and model.json):
   open_set               the "none of these" decision on held-out tasks: AUROC, novel characters,
                          scribbles and in-set queries flagged, accuracy, ECE, against the goals
+  open_set_cost          Bundle.adapt with and without the open-set score, side by side: ms and ratio
 
 The demo (a server of this checkout, headless Chromium):
   browser_adapt          pen-up to prediction shown, cold and warm, in the browser and on the server
