@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from server.config import DEFAULT_MODEL
-from tools.open_set_tasks import SCRIBBLE
+from tools.open_set_tasks import scribble_strokes
+from tools.strokes import SCALE
 
 from .page import adaptations, draw, last_result, wait_adaptations
 
@@ -27,20 +28,9 @@ VERDICT = re.compile(r"^None of these \(unknown score (0\.\d\d|1\.00)\)$")
 
 
 def scribble(seed: int) -> list:
-    """A random scribble (tools/open_set_tasks.py's SCRIBBLE, as the score was fitted on): strokes of
-    points in 0..1."""
-    rng, s = np.random.default_rng(seed), SCRIBBLE
-    strokes = []
-    for _ in range(int(rng.integers(*s["strokes"]))):
-        steps, length = int(rng.integers(*s["steps"])), rng.uniform(*s["step"])
-        point, heading = rng.uniform(*s["start"], 2), rng.uniform(0, 2 * np.pi)
-        points = [tuple(point)]
-        for _ in range(steps):
-            heading += rng.normal(0, s["turn"])
-            point = np.clip(point + length * np.array([np.cos(heading), np.sin(heading)]), s["margin"], 1 - s["margin"])
-            points.append(tuple(point))
-        strokes.append(points)
-    return strokes
+    """A random scribble (tools/open_set_tasks.py's, as the score was fitted on): strokes of points in 0..1."""
+    packed = scribble_strokes(np.random.default_rng(seed))
+    return [[(stroke[i] / SCALE, stroke[i + 1] / SCALE) for i in range(0, len(stroke), 3)] for stroke in packed]
 
 
 @pytest.fixture
