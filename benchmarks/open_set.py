@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.open_set_study import parse_settings, positive
-from tools.calibration import ECE_BINS, auroc, reliability
-from tools.open_set_tasks import SCRIBBLE, SPLITS, scribble
+from tools.open_set_tasks import SCRIBBLE, character_images, draw_chunks, open_set_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "static" / "models" / "omniglot-20w"
@@ -46,36 +45,15 @@ GOALS = (
 )
 
 
-def held_out_images(bundle, data_dir: Path) -> np.ndarray:
-    """uint8 [characters, 20, 1, 28, 28]: the bundle's held-out characters (test_classes.txt), in its order."""
-    from training.omniglot import load_omniglot
-
-    omniglot = load_omniglot(data_dir, download_missing=False)
-    seed = bundle.manifest["provenance"]["training_config"]["seed"]
-    _, test = omniglot.split(seed)
-    names = (bundle.path / bundle.manifest["test_classes"]["file"]).read_text().split()
-    if names != [omniglot.names[i] for i in test]:
-        raise ValueError(f"the split with seed {seed} is not {bundle.path}'s test_classes.txt")
-    return omniglot.images[test][:, :, None]
-
-
 def draw_tasks(images: np.ndarray, ways: int, shots: int, count: int, seed: int):
-    """Yields (support float32 [N*K, 1, 28, 28], labels [N*K], queries float32 [N + 2, 1, 28, 28]), drawn as
-    tools/open_set_tasks.py OpenSetTasks.adapted draws its "test" tasks: the same rng, the same chunks."""
-    from training.evaluate import CPU_TASKS_AT_ONCE
-    from training.tasks import TaskSampler
-
-    sampler = TaskSampler(images)
-    rng = np.random.default_rng([seed, SPLITS.index("test"), ways, shots])
+    """Yields (support float32 [N*K, 1, 28, 28], labels [N*K], queries float32 [N + 2, 1, 28, 28]): the
+    "test" tasks tools/open_set_tasks.py draws (draw_chunks), one at a time, as Bundle.adapt takes them."""
     labels = np.repeat(np.arange(ways), shots)
-    for start in range(0, count, CPU_TASKS_AT_ONCE):
-        g = min(CPU_TASKS_AT_ONCE, count - start)
-        drawn, _ = sampler.sample(rng, g, ways + 1, shots + 1)
+    for drawn, scribbles in draw_chunks(images, "test", ways, shots, count, seed):
         drawn = drawn.astype(np.float32) / np.float32(255.0)
-        scribbles = [scribble(rng) for _ in range(g)]  # already in [0, 1], as the page makes them
-        for task in range(g):
+        for task in range(len(drawn)):
             support = drawn[task, :ways, :shots].reshape(ways * shots, *drawn.shape[3:])
-            queries = np.concatenate([drawn[task, :ways, shots], drawn[task, ways, :1], scribbles[task][None, None]])
+            queries = np.concatenate([drawn[task, :ways, shots], drawn[task, ways, :1], scribbles[task]])
             yield support, labels, queries
 
 
@@ -112,24 +90,6 @@ def adapt_tasks(tasks, adapt_map) -> dict:
     }
 
 
-def figures(probabilities: np.ndarray, scores: np.ndarray, flags: np.ndarray, ways: int) -> dict:
-    """AUROC, flag rates (with the 95 % interval's half-width), in-set accuracy and ECE of some tasks."""
-    inset, novel, scribbles = scores[:, :ways].ravel(), scores[:, ways], scores[:, ways + 1]
-    in_probabilities = probabilities[:, :ways].reshape(-1, ways)
-    correct = in_probabilities.argmax(-1) == np.tile(np.arange(ways), len(probabilities))
-    kinds = {"inset": flags[:, :ways], "novel": flags[:, ways], "scribble": flags[:, ways + 1]}
-    flagged = {k: float(v.mean()) for k, v in kinds.items()}
-    return {
-        "tasks": len(probabilities),
-        "auroc_novel": auroc(inset, novel),
-        "auroc_scribble": auroc(inset, scribbles),
-        "flagged": flagged,
-        "flagged_ci95": {k: float(1.96 * np.sqrt(flagged[k] * (1 - flagged[k]) / v.size)) for k, v in kinds.items()},
-        "accuracy": float(correct.mean()),
-        "ece": reliability(in_probabilities.max(-1), correct, ECE_BINS)["ece"],
-    }
-
-
 def against_fit_record(section: dict, ways: int, shots: int, found: dict) -> dict | None:
     """The section's own held-out figures of this setting (tools/fit_open_set.py, in torch, on the first of
     these same tasks) beside this benchmark's on those tasks; None when it has none or more tasks."""
@@ -137,7 +97,7 @@ def against_fit_record(section: dict, ways: int, shots: int, found: dict) -> dic
     if not record or record.get("tasks", 0) > len(found["flags"]):
         return None
     n = record["tasks"]
-    ours = figures(found["probabilities"][:n], found["scores"][:n], found["flags"][:n], ways)
+    ours = open_set_figures(found["probabilities"][:n], found["scores"][:n], found["flags"][:n], ways)
     keys = ("auroc_novel", "auroc_scribble", "flagged", "accuracy", "ece")
     return {"tasks": n, "fit_record": {k: record.get(k) for k in keys}, "here": {k: ours[k] for k in keys}}
 
@@ -227,7 +187,9 @@ def main(argv=None) -> int:
                 f"argument --settings: {ways}x{shots} is outside the bundle's {low}-{high} x {low_shots}-{high_shots}"
             )
     try:
-        images = held_out_images(bundle, args.data_dir)
+        images = character_images(bundle, args.data_dir, bundle.manifest["provenance"]["training_config"]["seed"])[
+            "test"
+        ]
     except (DatasetError, ValueError) as error:
         parser.exit(2, f"open_set: {error}\n")
 
@@ -240,7 +202,7 @@ def main(argv=None) -> int:
         for ways, shots in args.settings:
             setting = setting_key(ways, shots)
             found = adapt_tasks(draw_tasks(images, ways, shots, args.tasks, args.seed), adapt_map)
-            results[setting] = figures(found["probabilities"], found["scores"], found["flags"], ways)
+            results[setting] = open_set_figures(found["probabilities"], found["scores"], found["flags"], ways)
             results[setting].update(
                 threshold=threshold(bundle.open_set, setting),
                 wall_s=found["wall_s"],

@@ -9,6 +9,7 @@ output, and bundle/open_set.py scores it; transductive prediction also runs thos
 """
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -17,23 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.open_set_study import parse_settings, positive
+from tools.fit_open_set import write_open_set
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "static" / "models" / "omniglot-20w"
-
-
-def without_section(source: Path, target: Path) -> Path:
-    """A copy of the bundle at `source` whose model.json has no open-set section."""
-    import json
-    import shutil
-
-    from bundle import MANIFEST_FILE, write_card_and_manifest
-
-    shutil.copytree(source, target)
-    manifest = json.loads((target / MANIFEST_FILE).read_text())
-    manifest.pop("open_set", None)
-    write_card_and_manifest(target, manifest)
-    return target
 
 
 def time_adapt(bundle, support, labels, queries, transductive: bool) -> float:
@@ -62,7 +50,10 @@ def main(argv=None) -> int:
     if scored.open_set is None:
         parser.error(f"argument --bundle: {args.bundle} has no open_set section")
     with tempfile.TemporaryDirectory() as scratch:
-        plain = load_bundle(without_section(args.bundle, Path(scratch) / "plain"), threads=1)
+        plain_dir = Path(scratch) / "plain"
+        shutil.copytree(args.bundle, plain_dir)
+        write_open_set(plain_dir, None)
+        plain = load_bundle(plain_dir, threads=1)
         rng = np.random.default_rng(0)
         mode = "transductive" if args.transductive else "non-transductive"
         print(f"Bundle.adapt, {mode}, one onnxruntime thread, median of {args.repeats}, alternating:")

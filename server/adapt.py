@@ -63,7 +63,7 @@ def run_plan(bundle, plan: Plan, check, limits: ImageLimits, queued_s: float = 0
     )
     t2 = time.perf_counter()
     losses = [float(x) for x in result.losses]
-    scores = None if result.unknown_scores is None else np.asarray(result.unknown_scores, dtype=np.float64)
+    scores = result.unknown_scores  # float64 [q] or None (bundle/open_set.py)
     finite_scores = scores is None or np.isfinite(scores).all()
     if not (np.isfinite(result.probabilities).all() and finite_scores and all(math.isfinite(x) for x in losses)):
         bad = next((k for k, x in enumerate(losses) if not math.isfinite(x)), None)

@@ -128,14 +128,8 @@ PROVISIONAL_OPEN_SET = {
 def bundle_with_open_set(source: Path, target: Path, section: dict | None = PROVISIONAL_OPEN_SET) -> Path:
     """A copy of the bundle at `source` in `target` whose model.json has `section` as its open-set score
     (None: without one), sha256s and card rewritten."""
-    import json
-
-    from bundle import MANIFEST_FILE, write_card_and_manifest
+    from tools.fit_open_set import write_open_set
 
     shutil.copytree(source, target)
-    manifest = json.loads((target / MANIFEST_FILE).read_text())
-    manifest.pop("open_set", None)
-    if section is not None:
-        manifest["open_set"] = section
-    write_card_and_manifest(target, manifest)
+    write_open_set(target, section)
     return target

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.calibration import auroc, fit_logistic, fit_temperature, reliability, softmax
+from tools.calibration import fit_logistic, fit_temperature, reliability, softmax
+from tools.open_set_tasks import open_set_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("OMNIGLOT_DATA_DIR", ROOT.parent / "shared" / "data" / "omniglot"))
@@ -67,26 +68,28 @@ def task_count(queries: int, ways: int, least: int) -> int:
 
 
 def held_out_figures(scores: np.ndarray, logits: np.ndarray, fit_logits: np.ndarray, ways: int, limit: float) -> dict:
-    """One setting's figures on its held-out tasks: scores [tasks, N + 2], logits [tasks, N + 2, N]."""
-    inset, novel, scribbles = scores[:, :ways].ravel(), scores[:, ways], scores[:, ways + 1]
-    truth = np.tile(np.arange(ways), len(logits))
+    """One setting's figures on its held-out tasks (scores [tasks, N + 2], logits [tasks, N + 2, N]), and
+    the bars' ECE after a temperature fitted on the fitting tasks' logits, to see whether one is needed."""
+    probabilities = softmax(logits)
+    found = open_set_figures(probabilities, scores, scores > limit, ways)
     in_logits = logits[:, :ways].reshape(-1, ways)
-    correct = in_logits.argmax(-1) == truth
+    correct = in_logits.argmax(-1) == np.tile(np.arange(ways), len(logits))
     temperature = fit_temperature(fit_logits[:, :ways].reshape(-1, ways), np.tile(np.arange(ways), len(fit_logits)))
-    return {
-        "tasks": len(scores),
-        "auroc_novel": auroc(inset, novel),
-        "auroc_scribble": auroc(inset, scribbles),
-        "flagged": {
-            "inset": float((inset > limit).mean()),
-            "novel": float((novel > limit).mean()),
-            "scribble": float((scribbles > limit).mean()),
-        },
-        "accuracy": float(correct.mean()),
-        "ece": reliability(softmax(in_logits).max(-1), correct)["ece"],
-        "temperature": temperature,
-        "ece_temperature": reliability(softmax(in_logits, temperature).max(-1), correct)["ece"],
-    }
+    found["temperature"] = temperature
+    found["ece_temperature"] = reliability(softmax(in_logits, temperature).max(-1), correct)["ece"]
+    return found
+
+
+def write_open_set(bundle_dir: Path, section: dict | None) -> None:
+    """Put `section` into the bundle's model.json as its open-set score (None: remove it), card rewritten."""
+    from bundle import MANIFEST_FILE, write_card_and_manifest
+    from bundle.open_set import SECTION
+
+    manifest = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text())
+    manifest.pop(SECTION, None)
+    if section is not None:
+        manifest[SECTION] = section
+    write_card_and_manifest(Path(bundle_dir), manifest)
 
 
 def fit(runs: dict, names: list, inset_rate: float) -> dict:
@@ -141,7 +144,8 @@ def main(argv=None) -> int:
         parser.error(f"argument --inset-rate: must be between 0 and 1, got {args.inset_rate}")
     import torch
 
-    from bundle.open_set import SECTION, input_names
+    from bundle import MANIFEST_FILE
+    from bundle.open_set import input_names
     from tools.open_set_tasks import SCRIBBLE, OpenSetTasks
 
     tasks = OpenSetTasks(args.checkpoint, args.bundle, args.data_dir)
@@ -187,11 +191,7 @@ def main(argv=None) -> int:
     }
     section["held_out"] = figures
     if not args.dry_run:
-        from bundle import MANIFEST_FILE, write_card_and_manifest
-
-        manifest = json.loads((args.bundle / MANIFEST_FILE).read_text())
-        manifest[SECTION] = section
-        write_card_and_manifest(args.bundle, manifest)
+        write_open_set(args.bundle, section)
         print(f"recorded in {args.bundle / MANIFEST_FILE}")
     return 0
 

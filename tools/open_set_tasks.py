@@ -78,15 +78,67 @@ def query_batches(support, queries):
     return torch.cat([support.unsqueeze(1).expand(-1, q, *support.shape[1:]), queries.unsqueeze(0)])
 
 
+def character_images(bundle, data_dir: Path, seed: int) -> dict:
+    """{split: uint8 [characters, 20, 1, 28, 28]} for SPLITS, the split made with `seed`; ValueError when
+    its held-out characters are not the bundle's test_classes.txt."""
+    from training.omniglot import load_omniglot
+
+    omniglot = load_omniglot(data_dir, download_missing=False)
+    train, test = omniglot.split(seed)
+    names = (bundle.path / bundle.manifest["test_classes"]["file"]).read_text().split()
+    if names != [omniglot.names[i] for i in test]:
+        raise ValueError(f"the split with seed {seed} is not {bundle.path}'s test_classes.txt")
+    images = omniglot.images[:, :, None]
+    return {
+        "train": images[train],
+        "test": images[test],
+        "mirrored": np.ascontiguousarray(images[train][..., ::-1]),  # never meta-trained on
+    }
+
+
+def draw_chunks(images: np.ndarray, split: str, ways: int, shots: int, count: int, seed: int):
+    """Draw `count` tasks from `split`'s images, some at a time -> yields (drawn uint8 [g, N + 1, K + 1, ...]:
+    N in-set characters and the novel one, K support drawings and a query each; scribbles float32
+    [g, 1, 1, 28, 28], model inputs already in [0, 1]). The same arguments draw the same tasks."""
+    from training.evaluate import CPU_TASKS_AT_ONCE
+    from training.tasks import TaskSampler
+
+    sampler = TaskSampler(images)
+    rng = np.random.default_rng([seed, SPLITS.index(split), ways, shots])
+    for start in range(0, count, CPU_TASKS_AT_ONCE):
+        g = min(CPU_TASKS_AT_ONCE, count - start)
+        drawn, _ = sampler.sample(rng, g, ways + 1, shots + 1)
+        yield drawn, np.stack([scribble(rng) for _ in range(g)])[:, None, None]
+
+
+def open_set_figures(probabilities: np.ndarray, scores: np.ndarray, flags: np.ndarray, ways: int) -> dict:
+    """AUROC, flag rates (with the 95 % interval's half-width), in-set accuracy and ECE of some tasks:
+    probabilities [tasks, N + 2, N], unknown scores and flags [tasks, N + 2] (in-set, novel, scribble)."""
+    from tools.calibration import auroc, reliability
+
+    inset, novel, scribbles = scores[:, :ways].ravel(), scores[:, ways], scores[:, ways + 1]
+    in_probabilities = probabilities[:, :ways].reshape(-1, ways)
+    correct = in_probabilities.argmax(-1) == np.tile(np.arange(ways), len(probabilities))
+    kinds = {"inset": flags[:, :ways], "novel": flags[:, ways], "scribble": flags[:, ways + 1]}
+    flagged = {k: float(v.mean()) for k, v in kinds.items()}
+    return {
+        "tasks": len(probabilities),
+        "auroc_novel": auroc(inset, novel),
+        "auroc_scribble": auroc(inset, scribbles),
+        "flagged": flagged,
+        "flagged_ci95": {k: float(1.96 * np.sqrt(flagged[k] * (1 - flagged[k]) / v.size)) for k, v in kinds.items()},
+        "accuracy": float(correct.mean()),
+        "ece": reliability(in_probabilities.max(-1), correct)["ece"],
+    }
+
+
 class OpenSetTasks:
     """A checkpoint, the bundle exported from it (its adaptation settings) and the character splits."""
 
     def __init__(self, checkpoint: Path, bundle_dir: Path, data_dir: Path):
         from bundle import load_bundle
         from training.checkpoint import load_trained
-        from training.omniglot import load_omniglot
         from training.reptile import InnerAdam
-        from training.tasks import TaskSampler
 
         _, config, self.spec, self.state = load_trained(checkpoint)
         self.bundle = load_bundle(bundle_dir, threads=1)
@@ -98,17 +150,7 @@ class OpenSetTasks:
         if self.defaults["optimizer"] != "adam" or self.bundle.adam_t != self.state.adam_t:
             raise ValueError("open-set tasks reproduce full-batch Adam from the carried state only")
         self.adam = InnerAdam(lr=self.defaults["lr"], eps=self.defaults["eps"])
-        omniglot = load_omniglot(data_dir, download_missing=False)
-        train, test = omniglot.split(config.seed)
-        names = (self.bundle.path / self.bundle.manifest["test_classes"]["file"]).read_text().split()
-        if names != [omniglot.names[i] for i in test]:
-            raise ValueError(f"the split with seed {config.seed} is not the bundle's test_classes.txt")
-        images = omniglot.images[:, :, None]
-        self.samplers = {
-            "train": TaskSampler(images[train]),
-            "test": TaskSampler(images[test]),
-            "mirrored": TaskSampler(np.ascontiguousarray(images[train][..., ::-1])),  # never meta-trained on
-        }
+        self.images = character_images(self.bundle, data_dir, config.seed)
 
     def head(self, tensors: list, ways: int) -> list:
         """The head rule (bundle/format.py build_head) on torch tensors: rows i mod trained_ways."""
@@ -121,18 +163,14 @@ class OpenSetTasks:
         character, N + 1 the scribble. The same arguments draw the same tasks."""
         import torch
 
-        from training.evaluate import CPU_TASKS_AT_ONCE
         from training.reptile import grouped, inner_loop
         from training.tasks import flatten_task, to_tensor
 
-        rng = np.random.default_rng([seed, SPLITS.index(split), ways, shots])
         meta = self.head([p.detach() for p in self.state.params], ways)
         adam_v = self.head(list(self.state.adam_v), ways)
-        for start in range(0, count, CPU_TASKS_AT_ONCE):
-            g = min(CPU_TASKS_AT_ONCE, count - start)
-            drawn, _ = self.samplers[split].sample(rng, g, ways + 1, shots + 1)
+        for drawn, scribbles in draw_chunks(self.images[split], split, ways, shots, count, seed):
+            g = len(drawn)
             support, labels = flatten_task(drawn[:, :ways, :shots])
-            scribbles = np.stack([scribble(rng) for _ in range(g)])[:, None, None]  # model inputs, already in [0, 1]
             queries = torch.cat(
                 [to_tensor(drawn[:, :ways, shots]), to_tensor(drawn[:, ways, :1]), torch.from_numpy(scribbles)], 1
             )
