@@ -47,13 +47,21 @@ lint: setup
 test: lint chromium
 	OMNIGLOT_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q
 
-# The default model's meta-training (the paper's 20-way 1-shot preset, 200,000 meta-iterations: 6-8 h
-# on 2 CPU cores and ~25 min on one H100 at the rates measured, docs/results.md); resumes runs/omniglot-20w1s.
+# The default model's meta-training (the paper's first-version 20-way 1-shot preset, 200,000
+# meta-iterations: 6-8 h on 2 CPU cores and ~25 min on one H100 at the rates measured,
+# docs/results.md); resumes runs/omniglot-20w1s.
 train: setup
-	$(PY) -m training train --preset omniglot-20w1s --data-dir $(DATA_DIR) --out runs/omniglot-20w1s --eval-interval 10000 --resume
+	$(PY) -m training train --preset omniglot-20w1s-v1 --data-dir $(DATA_DIR) --out runs/omniglot-20w1s --eval-interval 10000 --resume
 
 benchmark: setup
 	$(PY) -m benchmarks.meta_train_throughput --data-dir $(DATA_DIR)
+
+# learn2learn, for the side-by-side rows of benchmarks/algorithm_cost.py only: pinned in
+# benchmarks/requirements-peer.txt, installed into $(VENV)/bench-peer, which only that benchmark's
+# learn2learn processes import from (never the product's dependencies, nor make test's install).
+.PHONY: bench-extra
+bench-extra: $(VENV)/.installed
+	bash tools/install_learn2learn.sh $(PY) $(VENV)/bench-peer
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,6 +7,8 @@ Training (torch):
                          layers cut away, each convolution's kernels against a bmm of the same FLOPs
   cuda_graph_meta_step   the meta-iteration replayed as a CUDA graph against eager: equal results
                          (float64) and ms per meta-iteration
+  algorithm_cost         Reptile, FOMAML and MAML as the inner steps grow: ms and peak MiB per
+                         meta-iteration, the project's and learn2learn's side by side (CPU or CUDA)
   open_set_study         which score, after the demo's adaptation, says "none of these": AUROC and flag
                          rates of novel characters and scribbles, accuracy, ECE and temperature per setting
 

@@ -7,7 +7,7 @@ result on the same tasks (float64: <= 1e-9; float32 is printed: on a GPU cuDNN's
 make the two differ by rounding), then times both, interleaved in rounds. Without a GPU
 (`--device cpu`) the loop body runs uncaptured, which checks everything but the capture itself.
 
-  python -m benchmarks.cuda_graph_meta_step --device cuda [--preset omniglot-5w1s] [--iters 30] [--rounds 3]
+  python -m benchmarks.cuda_graph_meta_step --device cuda [--preset omniglot-5w1s-v1] [--iters 30] [--rounds 3]
 """
 
 from functools import partial
@@ -33,7 +33,7 @@ def largest_relative_difference(a: MetaState, b: MetaState) -> float:
 
 def main() -> None:
     """Check graphed against eager on the same tasks, then time both."""
-    args = parse_arguments(__doc__, preset="omniglot-5w1s", rounds=3, device="cuda")
+    args = parse_arguments(__doc__, preset="omniglot-5w1s-v1", rounds=3, device="cuda")
     device = torch.device(args.device)
     capture = device.type == "cuda"
     config = PRESETS[args.preset]

@@ -4,7 +4,7 @@ Both run the same algorithm (tests/test_reptile.py) on the same tasks, from the 
 interleaved in rounds so machine noise hits both alike. Prints ms per meta-iteration, the
 ratio, and the achieved convolution GFLOP/s.
 
-  python -m benchmarks.meta_train_throughput [--preset omniglot-5w5s] [--iters 30] [--rounds 5] [--device cuda]
+  python -m benchmarks.meta_train_throughput [--preset omniglot-5w5s-v1] [--iters 30] [--rounds 5] [--device cuda]
 """
 
 import argparse
@@ -85,7 +85,7 @@ def time_interleaved(variants: dict, fresh_state, batches: list, meta_step_size:
 
 def main() -> None:
     """Time both variants and print ms per meta-iteration, GFLOP/s and the speed-up."""
-    args = parse_arguments(__doc__, preset="omniglot-5w5s", rounds=5, device="cpu")
+    args = parse_arguments(__doc__, preset="omniglot-5w5s-v1", rounds=5, device="cpu")
     device = torch.device(args.device)
     config = PRESETS[args.preset]
     spec = model_spec(config)

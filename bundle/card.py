@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from .files import sha256_file, write_atomic
-from .format import CARD_FILE, MANIFEST_FILE
+from .format import CARD_FILE, MANIFEST_FILE, REGRESSION, task_kind
 
 
 def _resumed(sessions: list) -> str:
@@ -30,6 +30,8 @@ def _markdown_value(value) -> str:
 def render_model_card(manifest: dict, directory: Path | None = None) -> str:
     """MODEL_CARD.md, generated from model.json (never edited by hand); directory: the bundle's, for
     the test character list."""
+    if task_kind(manifest) == REGRESSION:
+        return _regression_card(manifest)
     arch, prov, adapt = manifest["architecture"], manifest["provenance"], manifest["adaptation"]
     lines = [f"# Model card: {manifest['name']}", ""]
     if manifest.get("warning"):
@@ -94,6 +96,88 @@ def render_model_card(manifest: dict, directory: Path | None = None) -> str:
     lines += [f"| {name} | {entry['bytes']} | `{entry['sha256']}` |" for name, entry in manifest["files"].items()]
     lines += ["", "## Held-out test characters", ""] + _test_class_lines(manifest, directory)
     return "\n".join(lines) + "\n"
+
+
+def _regression_card(manifest: dict) -> str:
+    """MODEL_CARD.md of a regression bundle (model.json `task` = "regression")."""
+    arch, prov, adapt = manifest["architecture"], manifest["provenance"], manifest["adaptation"]
+    tasks = manifest["tasks"]
+    lines = [f"# Model card: {manifest['name']}", ""]
+    if manifest.get("warning"):
+        lines += [f"> **WARNING: {manifest['warning']}.** This bundle is for testing the pipeline only.", ""]
+    lines += [
+        f"Generated from `model.json` by `{prov['exported_by']}`; do not edit by hand.",
+        "",
+        "## What it is",
+        "",
+        f"A {' -> '.join(map(str, arch['layers']))} {arch['activation']} network for {tasks['source']}: each task "
+        f"is a wave {tasks['family']}, {tasks['description']}. The bundle holds {len(manifest['weights']['sets'])} "
+        "starts of the same network (weight sets), each adapted to a few points of a new wave by plain SGD on the "
+        "mean squared error:",
+        "",
+    ]
+    lines += [f"- `{name}`: {about}" for name, about in manifest["weights"]["sets"].items()]
+    lines += [
+        "",
+        "## Input and adaptation defaults",
+        "",
+        f"`x` {manifest['input']['dtype']} `{json.dumps(manifest['input']['shape'])}` "
+        f"(N >= {manifest['batch']['min']} points), "
+        f"trained on x in {manifest['input']['range']}; the loss is the {arch['loss']}.",
+        "",
+        f"- optimizer: {adapt['optimizer']}, steps: {adapt['steps']}, lr: {adapt['lr']}, batch: {adapt['batch']}",
+        f"- chosen by: **{adapt['chosen_by']}**",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    evaluation = manifest.get("evaluation")
+    if evaluation:
+        lines += [evaluation["procedure"] + ".", "", *evaluation_table(evaluation), ""]
+        lines.append(
+            f"Mean squared error ± its standard error. Measured with `{evaluation['command']}` ({evaluation['host']}, "
+            f"{evaluation['measured_at']}, {evaluation['wall_s']:.0f} s)."
+        )
+    else:
+        lines.append("Not measured.")
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- meta-iterations: {prov['meta_iters']}",
+        f"- command: {_markdown_value(prov['command'])}",
+        f"- trained on: {prov['training_device']}; {', '.join(f'{k} {v:.0f} s' for k, v in prov['elapsed_s'].items())}",
+        f"- config: `{json.dumps(prov['training_config'])}`",
+        f"- code: {prov['code']['git_commit']} (dirty: {prov['code']['dirty']})",
+        f"- versions: `{json.dumps(prov['versions'])}`",
+        f"- checkpoint: {prov['checkpoint']} (sha256 {prov['checkpoint_sha256']})",
+        "",
+        "## Limitations",
+        "",
+        f"- Waves of this family only; x outside {manifest['input']['range']} is extrapolation.",
+        "",
+        "## Files",
+        "",
+        "| file | bytes | sha256 |",
+        "| --- | ---: | --- |",
+    ]
+    lines += [f"| {name} | {entry['bytes']} | `{entry['sha256']}` |" for name, entry in manifest["files"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def evaluation_table(evaluation: dict) -> list:
+    """A regression bundle's evaluation as Markdown table lines: a row per start and K (points adapted
+    on), a column per number of SGD steps, each cell the mean squared error ± its standard error."""
+    steps = sorted({r["steps"] for r in evaluation["results"]})
+    rows = {}
+    for r in evaluation["results"]:
+        rows.setdefault((r["start"], r["shots"]), {})[r["steps"]] = f"{r['mse']:.3f} ± {r['se']:.3f}"
+    lines = [
+        "| start | K | " + " | ".join(f"{s} step{'' if s == 1 else 's'}" for s in steps) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in steps) + " |",
+    ]
+    lines += [f"| {start} | {shots} | " + " | ".join(c[s] for s in steps) + " |" for (start, shots), c in rows.items()]
+    return lines
 
 
 def _accuracy_lines(accuracy: dict | None) -> list:

@@ -1,4 +1,4 @@
-"""The bundle format's one definition in Python (docs/bundle.md): names, files, the head rule.
+"""The bundle format's one definition in Python (docs/bundle.md): names, files, the head rule, task kinds.
 
 training/ writes bundles with these names, bundle/reader.py and the server read them with them, and
 web/js/engine.js spells the same values for the browser (tests/test_bundle_format.py checks the two
@@ -24,6 +24,18 @@ UPDATED_PREFIX = "updated."  # train-step graph outputs: the parameter (or Adam 
 
 HEAD_RULE = "trained-rows-cycled"
 
+# model.json `task`: what the bundle's model does; a manifest without the key is a classification bundle.
+CLASSIFICATION = "classification"  # the CNN above: images -> class probabilities, GRAPH_FILES
+REGRESSION = "regression"  # a small network y = f(x) with several starts (weight sets), REGRESSION_GRAPH_FILES
+TASK_KINDS = (CLASSIFICATION, REGRESSION)
+REGRESSION_GRAPH_FILES = {"predict": "predict.onnx", "train_step_sgd": "train_step_sgd.onnx"}
+WEIGHT_SET_SEPARATOR = "/"  # a regression bundle's weights name each tensor "<weight set>/<parameter>"
+
+
+def task_kind(manifest: dict) -> str:
+    """The manifest's task kind (CLASSIFICATION when it names none)."""
+    return manifest.get("task", CLASSIFICATION)
+
 
 def check_format(manifest, where: str) -> str | None:
     """None when `manifest` is a manifest this code reads, else a one-line reason naming `where`."""
@@ -31,6 +43,11 @@ def check_format(manifest, where: str) -> str | None:
         return f"{where}: not a {FORMAT} manifest"
     if manifest.get("format_version") != FORMAT_VERSION:
         return f"{where}: format version {manifest.get('format_version')!r}, this reader understands {FORMAT_VERSION}"
+    kind = task_kind(manifest)
+    if kind not in TASK_KINDS:
+        return f"{where}: unknown task {kind!r}, this reader understands {' and '.join(map(repr, TASK_KINDS))}"
+    if kind == REGRESSION:
+        return None  # no head: one output, the same for every task
     rule = (manifest.get("head_extension") or {}).get("rule", HEAD_RULE)
     if rule != HEAD_RULE:
         return f"{where}: unknown head rule {rule!r}, this reader understands {HEAD_RULE!r}"

@@ -5,7 +5,7 @@ numpy-free and torch-free: names, dtypes and shapes only.
 
 from pathlib import Path
 
-from .format import ADAM_V_PREFIX, MANIFEST_FILE, UPDATED_PREFIX
+from .format import ADAM_V_PREFIX, MANIFEST_FILE, REGRESSION, UPDATED_PREFIX, task_kind
 from .open_set import FEATURES_OUTPUT
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}  # onnxruntime's type names -> model.json's
@@ -17,6 +17,8 @@ def io_names(manifest: dict, graph: str) -> tuple:
     params = [p["name"] for p in manifest["architecture"]["parameters"]]
     v = [ADAM_V_PREFIX + n for n in params]
     updated = [UPDATED_PREFIX + n for n in params]
+    if task_kind(manifest) == REGRESSION:
+        return (params + ["x"], ["y"]) if graph == "predict" else (params + ["x", "y", "lr"], updated + ["loss"])
     if graph == "predict":
         declared = [o.get("name") for o in manifest["graphs"]["predict"].get("outputs") or []]
         features = [FEATURES_OUTPUT] if FEATURES_OUTPUT in declared else []

@@ -79,3 +79,41 @@ def test_open_set_draws_the_tasks_of_the_open_set_fit(omniglot_dir):
             assert np.array_equal(our_support, support[task].numpy()) and np.array_equal(our_labels, labels[task])
             assert np.array_equal(our_queries, queries[task].numpy())
     assert next(ours, None) is None
+
+
+def test_algorithm_cost_quick_prints_a_row_per_algorithm_with_mib(tmp_path):
+    """--quick on a narrow model; learn2learn's rows say how to install it (none at --peer-path)."""
+    import importlib.util
+
+    out = tmp_path / "cost.json"
+    args = ["--quick", "--filters", "4", "--repeats", "1", "--peer-path", str(tmp_path), "--out", str(out)]
+    result = run_python("-m", "benchmarks.algorithm_cost", *args, timeout=300)
+    assert result.returncode == 0, result.stderr
+    header, *rows = [
+        line.split()
+        for line in result.stdout.splitlines()
+        if line.startswith(("algorithm ", "reptile ", "fomaml ", "maml "))
+    ]
+    assert header[:6] == ["algorithm", "k", "|", "project", "ms", "MiB"]
+    assert [row[:2] for row in rows] == [["reptile", "5"], ["fomaml", "5"], ["maml", "5"]]
+    assert all(float(row[3]) > 0 and float(row[4]) >= 0 for row in rows)  # project ms and MiB
+    record = json.loads(out.read_text())["rows"]
+    for row in record:
+        assert row["project"]["seconds"] > 0 and row["project"]["mib"] >= 0
+        if importlib.util.find_spec("learn2learn") is None:
+            assert row["learn2learn"] == {"error": "not installed: make bench-extra"}
+
+
+def test_algorithm_cost_peer_model_is_the_project_cnn():
+    """learn2learn's side trains an nn.Module with training/model.py's layers and weights: same logits."""
+    import torch
+
+    from benchmarks.algorithm_cost import peer_model
+    from training.model import ModelSpec, forward, init_params
+    from training.reptile import grouped
+
+    spec = ModelSpec(ways=5, filters=8)
+    params = init_params(spec, torch.Generator().manual_seed(0))
+    images = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    expected = forward(spec, grouped(params, 1), images[None])[0]
+    assert torch.allclose(peer_model(spec, params)(images), expected, atol=1e-5, rtol=1e-5)

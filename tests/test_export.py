@@ -74,7 +74,7 @@ def drawings(rng, ways, per_class):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, omniglot):
-    config = PRESETS["omniglot-5w5s"]
+    config = PRESETS["omniglot-5w5s-v1"]  # the preset models/omniglot-5w was trained with
     spec = model_spec(config)
     state = MetaState.fresh(init_params(spec, torch.Generator().manual_seed(0)))
     rng = np.random.default_rng(0)
@@ -109,7 +109,7 @@ def exported(tmp_path_factory, omniglot):
                 "omniglot_zip_sha256": {"images_background.zip": "ab" * 32},
                 "sessions": [
                     {
-                        "command": "python -m training train --preset omniglot-5w5s --out run",
+                        "command": "python -m training train --preset omniglot-5w5s-v1 --out run",
                         "from_iteration": 0,
                         "device": "cpu",
                         "machine": "x86_64  2 cpus",
@@ -227,7 +227,7 @@ def test_manifest_contents(exported, model):
     assert (exported["dir"] / "test_classes.txt").read_text() == (exported["run"] / "test_classes.txt").read_text()
     provenance = manifest["provenance"]
     assert provenance["iteration"] == 2 and provenance["meta_iters"] == 100_000
-    assert provenance["command"] == "python -m training train --preset omniglot-5w5s --out run"
+    assert provenance["command"] == "python -m training train --preset omniglot-5w5s-v1 --out run"
     assert [x["from_iteration"] for x in provenance["sessions"]] == [0, 1]
     assert provenance["training_device"] == (
         "cpu (x86_64  2 cpus, 2 threads), cuda NVIDIA H100 80GB HBM3 (x86_64 x86_64 16 cpus, 16 threads)"

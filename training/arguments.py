@@ -8,7 +8,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from .presets import PRESETS, Config
+from .presets import PRESETS, SINE_PRESETS, Config
 
 
 def number(parse, accept, description: str):
@@ -30,6 +30,7 @@ positive_int = number(int, lambda v: v >= 1, "a positive integer")
 nonnegative_int = number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = number(float, lambda v: 0 < v < float("inf"), "a positive number")
 unit_float = number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+at_least_two = number(int, lambda v: v >= 2, "an integer >= 2")
 
 
 def ways_x_shots(text: str) -> list:
@@ -59,7 +60,17 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-batch", type=positive_int)
     group.add_argument("--eval-iters", type=positive_int)
     group.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None)
-    group.add_argument("--algorithm", choices=["reptile", "fomaml"])
+    group.add_argument(
+        "--algorithm",
+        choices=["reptile", "fomaml", "maml"],
+        help="maml: second order, differentiating through the inner loop (docs/training.md)",
+    )
+    group.add_argument(
+        "--final-batch",
+        choices=["shared", "separate"],
+        help="fomaml and maml: take the meta-gradient on the last inner mini-batch (shared, default) or "
+        "on --inner-batch examples of the task that no inner step uses (separate)",
+    )
     group.add_argument(
         "--adam-state",
         choices=["carry", "reset"],
@@ -82,6 +93,59 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-interval", type=positive_int)
     group.add_argument("--eval-tasks", type=positive_int)
     group.add_argument("--checkpoint-interval", type=positive_int)
+
+
+def _add_start_measurement_commands(commands) -> None:
+    """`gradient-alignment` and `solution-distance`: measurements at checkpoints and a random initialization."""
+    about = (
+        "E[g_i . g_j] of two mini-batches of one held-out task at each start, the paper's Taylor-analysis "
+        "quantity (training/gradient_alignment.py)"
+    )
+    alignment = commands.add_parser("gradient-alignment", help=about, description=about)
+    _add_start_flags(alignment)
+    alignment.add_argument("--shots", type=positive_int, help="drawings a class in each task (default: train_shots)")
+    alignment.add_argument(
+        "--batch", type=positive_int, help="examples a mini-batch; two disjoint ones a task (default: inner_batch)"
+    )
+    about = "distance from each start to the weights fine-tuned on each held-out task (training/solution_distance.py)"
+    distance = commands.add_parser("solution-distance", help=about, description=about)
+    _add_start_flags(distance)
+    distance.add_argument("--shots", type=positive_int, help="examples a class fine-tuned on (default: all of them)")
+    distance.add_argument("--lr", type=positive_float, help="fine-tuning Adam step size (default: the run's lr)")
+    distance.add_argument(
+        "--loss-threshold",
+        type=positive_float,
+        default=0.01,
+        help="a task is solved when its cross-entropy per example is below this (default 0.01)",
+    )
+    distance.add_argument("--max-steps", type=positive_int, default=500, help="full-batch Adam steps at most")
+
+
+def _add_start_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags the start measurements share: which starts, which held-out tasks, where the results go."""
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        required=True,
+        help="a start (repeat for several, e.g. one run's checkpoints at several iterations for a curve); "
+        "the first one's held-out classes and architecture are used for all",
+    )
+    parser.add_argument(
+        "--random-init", action="store_true", help="also measure a random initialization of the same architecture"
+    )
+    parser.add_argument("--init-seed", type=nonnegative_int, help="its seed (default: the first checkpoint's run seed)")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--tasks", type=positive_int, default=100, help="held-out tasks (the same for every start)")
+    parser.add_argument("--ways", type=positive_int, help="default and only choice: the checkpoints' head size")
+    parser.add_argument("--seed", type=nonnegative_int, default=1, help="the tasks' seed")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="also draw them into this PNG (gradient-alignment: each tensor's cosine also into NAME-by-tensor.png)",
+    )
 
 
 def resolve_config(args, base: Config | None = None) -> Config:
@@ -204,7 +268,33 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     base.add_argument("--checkpoint-interval", type=positive_int, default=1_000)
     base.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     base.add_argument("--no-progress", action="store_true")
+    _add_start_measurement_commands(commands)
+    _add_sine_command(commands)
     return parser
+
+
+def _add_sine_command(commands) -> None:
+    """`sine`: the paper's sine-wave toy, three starts trained, evaluated and exported (training/sine.py)."""
+    about = (
+        "the paper's sine-wave toy: Reptile and joint training from one random initialization, the three "
+        "starts evaluated on held-out waves and, with --bundle, exported as a regression bundle (training/sine.py)"
+    )
+    sine = commands.add_parser("sine", help=about, description=about)
+    sine.add_argument("--preset", choices=sorted(SINE_PRESETS), default="sine")
+    sine.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/sine"),
+        help="run directory: sine.pt (the starts) and evaluation.json; a run there with the same settings is "
+        "reused, not retrained",
+    )
+    sine.add_argument("--bundle", type=Path, help="also write the bundle here, e.g. static/models/sine")
+    sine.add_argument("--force", action="store_true", help="replace a bundle already in --bundle")
+    sine.add_argument("--meta-iters", type=positive_int, help="meta-iterations (and joint training's as many)")
+    sine.add_argument("--seed", type=nonnegative_int, help="the initialization's and the training waves' seed")
+    sine.add_argument("--eval-tasks", type=at_least_two, help="held-out waves (default 1000)")
+    sine.add_argument("--eval-seed", type=nonnegative_int, help="the held-out waves' seed")
+    sine.add_argument("--no-progress", action="store_true")
 
 
 def command_line(argv: list) -> str:

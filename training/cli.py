@@ -1,11 +1,11 @@
-"""Command line: `python -m training train|evaluate|export|evaluate-bundle|baseline ...`
-(also the console script `reptile-train`)."""
+"""Command line: `python -m training train|evaluate|export|evaluate-bundle|baseline|gradient-alignment|
+solution-distance|sine ...` (also the console script `reptile-train`)."""
 
 import sys
 from pathlib import Path
 
 from .arguments import build_parser, check_device, command_line, load_trained_flag, resolve_config
-from .presets import PRESETS, Config
+from .presets import PRESETS, SINE_PRESETS, Config
 
 
 def run_train(parser, args) -> int:
@@ -161,6 +161,62 @@ def run_baseline(parser, args) -> int:
     return 0
 
 
+def run_start_measurement(parser, args) -> int:
+    """`gradient-alignment` and `solution-distance`: one measurement at each start, on the same held-out tasks."""
+    from .start_points import check_shots, load_starts
+
+    check_device(parser, args.device)
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path and not path.parent.is_dir():  # found now, not after the measurement
+            parser.error(f"argument {flag}: directory {path.parent} does not exist")
+    trained = [load_trained_flag(parser, path) for path in args.checkpoint]
+    _, config, spec, _ = trained[0]
+    if args.ways and args.ways != spec.ways:
+        parser.error(f"argument --ways: the checkpoint's head has {spec.ways} ways")
+    sampler, split, starts = load_starts(args.checkpoint, trained, args.data_dir, args.random_init, args.init_seed)
+    settings = {"tasks": args.tasks, "ways": spec.ways, "seed": args.seed}
+    if args.command == "gradient-alignment":
+        from .gradient_alignment import run
+
+        settings |= {"shots": args.shots or config.train_shots, "batch": args.batch or config.inner_batch}
+        examples = settings["ways"] * settings["shots"]
+        if 2 * settings["batch"] > examples:
+            parser.error(
+                f"argument --batch: two disjoint batches of {settings['batch']} do not fit in a task's "
+                f"{examples} examples (--ways x --shots)"
+            )
+    else:
+        from .solution_distance import run
+
+        settings |= {
+            "shots": args.shots or sampler.images.shape[1],
+            "lr": args.lr or config.lr,
+            "loss_threshold": args.loss_threshold,
+            "max_steps": args.max_steps,
+        }
+    check_shots(sampler, settings["shots"])
+    command = command_line(args.argv)
+    run(sampler, split, starts, settings, device=args.device, out=args.out, plot=args.plot, command=command)
+    return 0
+
+
+def run_sine(parser, args) -> int:
+    """`sine`: train the sine-wave toy's starts into --out, evaluate them, and export them with --bundle."""
+    from .sine import run
+    from .sine_export import check_bundle_out, export_sine_bundle
+
+    config = SINE_PRESETS[args.preset].updated(
+        meta_iters=args.meta_iters, seed=args.seed, eval_tasks=args.eval_tasks, eval_seed=args.eval_seed
+    )
+    if args.bundle:
+        check_bundle_out(args.bundle, args.force)  # found now, not after training
+    checkpoint, evaluation = run(config, args.out, command_line(args.argv), show_progress=not args.no_progress)
+    if args.bundle:
+        export_sine_bundle(checkpoint, evaluation, args.bundle, force=args.force)
+    print(f"done: {args.out}" + (f" and {args.bundle}" if args.bundle else ""))
+    return 0
+
+
 def main(argv=None) -> int:
     """Parse the command line and run the subcommand; 2 with a one-line error for bad config or data."""
     parser = build_parser(__doc__)
@@ -174,6 +230,10 @@ def main(argv=None) -> int:
             return run_baseline(parser, args)
         if args.command == "export":
             return run_export(parser, args)
+        if args.command in ("gradient-alignment", "solution-distance"):
+            return run_start_measurement(parser, args)
+        if args.command == "sine":
+            return run_sine(parser, args)
         if args.command == "evaluate-bundle":
             return run_evaluate_bundle(parser, args)
         return run_evaluate(parser, args)

@@ -1,7 +1,7 @@
 """meta_step with its inner loop replayed as one CUDA graph.
 
 On a GPU the eager meta-iteration is bound by the host: each inner step launches a few hundred
-small kernels from Python, so an H100 or H200 took 42-48 ms per omniglot-5w1s meta-iteration, no
+small kernels from Python, so an H100 or H200 took 42-48 ms per omniglot-5w1s-v1 meta-iteration, no
 faster than this repository's 2-core CPU. Recorded once and replayed, the same inner loop took
 5.5 ms (`benchmarks/cuda_graph_meta_step.py`, docs/results.md). The graph holds the forward,
 backward and inner Adam of every inner step; the meta update (and the all-reduce across ranks)
@@ -28,7 +28,7 @@ class GraphedMetaStep:
         capture: bool = True,
     ):
         if algorithm not in ("reptile", "fomaml"):
-            raise ValueError(f"unknown algorithm {algorithm!r}")
+            raise ValueError(f"unknown algorithm {algorithm!r} for a CUDA graph: it replays reptile and fomaml")
         self.spec, self.adam, self.algorithm, self.carry_state, self.capture = (
             spec,
             adam,

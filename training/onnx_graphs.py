@@ -148,15 +148,20 @@ def strip_model(model) -> None:
 
 def export_graph(spec: ModelSpec, kind: str, path: Path) -> None:
     """Trace one graph and write it, stripped, to path."""
-    import onnx
     from torch.export import Dim
 
+    dims = {"B": Dim("batch", min=2), "C": Dim("classes", min=2)}
     signature = graph_signatures(spec)[kind]
-    fn = _graph_function(spec, kind)
-    example = _example_inputs(spec, kind)
+    export_function(_graph_function(spec, kind), _example_inputs(spec, kind), signature, dims, kind, path)
+
+
+def export_function(fn, example: list, signature: dict, dims: dict, kind: str, path: Path) -> None:
+    """Trace fn (flat tensors in, in signature order; a tuple out) on the example inputs with make_fx under
+    decompositions(), export it at OPSET with the signature's names and its named axes dynamic (dims:
+    axis name -> torch.export.Dim), strip it, write it to path and check it against eager torch."""
+    import onnx
+
     traced = make_fx(fn, decomposition_table=decompositions(), tracing_mode="symbolic")(*example)
-    batch, classes = Dim("batch", min=2), Dim("classes", min=2)
-    dims = {"B": batch, "C": classes}
     dynamic_shapes = tuple(
         {axis: dims[d] for axis, d in enumerate(entry["shape"]) if isinstance(d, str)} for entry in signature["inputs"]
     )

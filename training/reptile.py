@@ -1,17 +1,21 @@
-"""Reptile and first-order MAML meta-iterations, batched over the meta-batch of tasks.
+"""Reptile, first-order MAML and MAML meta-iterations, batched over the meta-batch of tasks.
 
 Definition (the reference code's, with one documented choice for the batched optimizer state):
 every task of a meta-batch starts from the meta-parameters theta and the carried inner-Adam
 state (v, t), runs `inner_iters` Adam steps on its own mini-batches, and ends at theta_i, v_i.
   Reptile:  theta <- theta + eps * (mean_i theta_i - theta)
   FOMAML:   theta <- theta + eps * mean_i (last inner step of task i)
+  MAML:     the same, the last step taken with the meta-gradient instead of the last batch's
+            gradient (training/maml.py)
   Adam state, when carried: v <- mean_i v_i and t <- t + inner_iters; when reset, every task
   starts from v = 0, t = 0 (a fresh Adam per task). The reference runs the tasks one after
   another, so its v passes from task to task; `per_task_meta_step(..., sequential_state=True)`
   does that, for measuring the difference.
+FOMAML's and MAML's last mini-batch (the final batch) is the last of the order it is given:
+tasks.minibatch_order(..., separate_final=True) makes it one that no earlier step uses.
 `meta_step` runs all tasks through one set of grouped kernels; `per_task_meta_step` is the
 plain loop over tasks with the same definition (tests/test_reptile.py checks they agree);
-on a GPU, training/cuda_graph.py replays meta_step's inner loop as one CUDA graph.
+on a GPU, training/cuda_graph.py replays meta_step's inner loop as one CUDA graph (not MAML's).
 Under torch.distributed each rank runs a slice of the tasks and the sums are all-reduced.
 """
 
@@ -20,7 +24,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from .maml import maml_inner_loop
 from .model import ModelSpec, task_losses
+
+ALGORITHMS = ("reptile", "fomaml", "maml")
 
 
 @dataclass
@@ -47,6 +54,18 @@ class InnerAdam:
             torch._foreach_add_(params, update)
         else:
             torch._foreach_addcdiv_(params, grads, denom, value=-self.lr * (1.0 - self.beta2**t) ** 0.5)
+
+    def stepped(self, params: list, grads: list, v: list, t: int) -> tuple:
+        """step out of place and differentiable in params, grads and v (for MAML) -> (params, v).
+        sqrt's gradient is taken as 0 where v = 0 (there every gradient so far was exactly 0, and
+        autograd would give 0 * inf); the values equal step's."""
+        v = [self.beta2 * x + (1.0 - self.beta2) * g * g for x, g in zip(v, grads, strict=True)]
+        scale = self.lr * (1.0 - self.beta2**t) ** 0.5
+        params = [
+            p - scale * g / (x.clamp_min(torch.finfo(x.dtype).tiny).sqrt() + self.eps)
+            for p, g, x in zip(params, grads, v, strict=True)
+        ]
+        return params, v
 
 
 @dataclass
@@ -90,6 +109,13 @@ def inner_loop(spec, adam, params, v, t, images, labels, order):
     return params, before_last, torch.stack(losses)
 
 
+def inner_loop_of(algorithm: str):
+    """The inner loop an algorithm runs: MAML's differentiates through its steps."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}")
+    return maml_inner_loop if algorithm == "maml" else inner_loop
+
+
 def _all_reduce_sum(tensors: list) -> None:
     if dist.is_available() and dist.is_initialized():
         for tensor in tensors:
@@ -108,8 +134,9 @@ def meta_step(
     carry_state: bool = True,
     total_tasks: int | None = None,
 ) -> torch.Tensor:
-    """One batched meta-iteration over this rank's tasks (images [G, n, C, H, W], labels [G, n],
-    order [iters, G, batch]); updates state in place; returns the inner losses [iters, G].
+    """One batched meta-iteration of `algorithm` (reptile, fomaml or maml) over this rank's tasks
+    (images [G, n, C, H, W], labels [G, n], order [iters, G, batch]); updates state in place;
+    returns the inner losses [iters, G] (the last row: the final batch's, before its step).
 
     total_tasks: the meta-batch size over all ranks (default: G, a single process)."""
     groups = images.shape[0]
@@ -118,7 +145,7 @@ def meta_step(
     params = grouped(theta, groups)
     v = grouped(state.adam_v, groups) if carry_state else [torch.zeros_like(p) for p in params]
     t = state.adam_t if carry_state else 0
-    final, before_last, losses = inner_loop(spec, adam, params, v, t, images, labels, order)
+    final, before_last, losses = inner_loop_of(algorithm)(spec, adam, params, v, t, images, labels, order)
     apply_meta_update(
         state, theta, final, before_last, v, meta_step_size, algorithm, carry_state, total_tasks, inner_steps=len(order)
     )
@@ -142,7 +169,7 @@ def apply_meta_update(
     with torch.no_grad():
         if algorithm == "reptile":
             sums = [(p - th).sum(0) for p, th in zip(final, theta, strict=False)]
-        elif algorithm == "fomaml":
+        elif algorithm in ("fomaml", "maml"):
             sums = [(p - b).sum(0) for p, b in zip(final, before_last, strict=False)]
         else:
             raise ValueError(f"unknown algorithm {algorithm!r}")
@@ -179,7 +206,7 @@ def per_task_meta_step(
             v, t = grouped(v_running, 1), t_running
         else:
             v, t = grouped(state.adam_v, 1), state.adam_t
-        final, before_last, losses = inner_loop(
+        final, before_last, losses = inner_loop_of(algorithm)(
             spec, adam, params, v, t, images[g : g + 1], labels[g : g + 1], order[:, g : g + 1]
         )
         reference = theta if algorithm == "reptile" else [b[0] for b in before_last]

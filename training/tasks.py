@@ -37,10 +37,30 @@ def flatten_task(images: np.ndarray):
     return images.reshape(tasks, ways * shots, *images.shape[3:]), np.ascontiguousarray(labels)
 
 
-def minibatch_order(rng: np.random.Generator, tasks: int, samples: int, batch: int, iters: int) -> np.ndarray:
+def minibatch_order(
+    rng: np.random.Generator, tasks: int, samples: int, batch: int, iters: int, separate_final: bool = False
+) -> np.ndarray:
     """[iters, tasks, batch] indices: each task walks through fresh shuffles of its samples,
-    batch after batch, as the reference's sampling without replacement does."""
+    batch after batch, as the reference's sampling without replacement does.
+
+    separate_final: the last batch (FOMAML's and MAML's final batch) is `batch` samples that no
+    earlier batch uses, set aside by a first shuffle; the other iters - 1 batches walk through the
+    rest. The reference's --foml-tail N sets aside N samples of each class instead: a batch the
+    size of the others keeps the separate and shared variants apart by the overlap alone."""
+    if not separate_final:
+        return _walk(rng, np.broadcast_to(np.arange(samples), (tasks, samples)), batch, iters)
+    if samples <= batch:
+        raise ValueError(f"a separate final batch of {batch} leaves none of the {samples} samples for the inner loop")
+    shuffled = np.argsort(rng.random((tasks, samples)), axis=1)
+    rest = _walk(rng, shuffled[:, batch:], batch, iters - 1)
+    return np.concatenate([rest, shuffled[None, :, :batch]])
+
+
+def _walk(rng: np.random.Generator, pool: np.ndarray, batch: int, iters: int) -> np.ndarray:
+    """[iters, tasks, batch] entries of pool [tasks, m]: fresh shuffles of each task's row, in batches."""
+    tasks, samples = pool.shape
     epochs = -(-batch * iters // samples)
     keys = rng.random((tasks, epochs, samples))
-    order = np.argsort(keys, axis=2).reshape(tasks, epochs * samples)[:, : batch * iters]
+    picks = np.argsort(keys, axis=2).reshape(tasks, epochs * samples)[:, : batch * iters]
+    order = np.take_along_axis(pool, picks, axis=1)
     return np.ascontiguousarray(order.reshape(tasks, iters, batch).transpose(1, 0, 2))

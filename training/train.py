@@ -14,7 +14,7 @@ from .data import load_task_data
 from .evaluate import evaluate
 from .model import PRESET_MODELS, ModelSpec, init_params
 from .presets import Config
-from .reptile import InnerAdam, MetaState, meta_step, per_task_meta_step
+from .reptile import ALGORITHMS, InnerAdam, MetaState, meta_step, per_task_meta_step
 from .run_folder import RunFolder, Stopwatch, due, last_step, machine, progress_bar
 from .tasks import flatten_task, minibatch_order, to_tensor
 
@@ -32,6 +32,23 @@ def meta_step_size(config: Config, iteration: int) -> float:
     """Linear annealing from meta_step to meta_step_final, as the reference (frac_done = i / iters)."""
     done = iteration / config.meta_iters
     return done * config.meta_step_final + (1 - done) * config.meta_step
+
+
+def check_algorithm(config: Config) -> None:
+    """Refuse, naming the flag, an algorithm setting the meta-iteration cannot run."""
+    if config.algorithm not in ALGORITHMS:
+        raise ValueError(f"--algorithm {config.algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
+    if config.final_batch not in ("shared", "separate"):
+        raise ValueError(f"--final-batch {config.final_batch!r}: expected shared or separate")
+    if config.final_batch == "separate":
+        if config.algorithm == "reptile":
+            raise ValueError("--final-batch separate applies to --algorithm fomaml and maml: Reptile has none")
+        examples = config.ways * config.train_shots
+        if examples <= config.inner_batch:
+            raise ValueError(
+                f"--final-batch separate sets aside --inner-batch {config.inner_batch} of a task's {examples} "
+                "examples (--ways x --train-shots) and needs some left for the inner loop"
+            )
 
 
 def init_distributed(device: str) -> tuple:
@@ -93,8 +110,10 @@ def train(
     """Meta-train into out_dir. stop_after ends the process early (after that many iterations in
     total) as if it were killed; the checkpoint lets a later call with resume=True go on.
     cuda_graph: on a GPU, replay the batched inner loop as a CUDA graph (training/cuda_graph.py)."""
+    check_algorithm(config)
     rank, world, device = init_distributed(device)
-    cuda_graph = cuda_graph and config.batched and device.startswith("cuda")
+    # MAML's differentiable inner loop is not captured: it runs eagerly on a GPU
+    cuda_graph = cuda_graph and config.batched and device.startswith("cuda") and config.algorithm != "maml"
     if config.meta_batch % world:
         raise ValueError(f"--meta-batch {config.meta_batch} must be divisible by the number of processes ({world})")
     if config.sequential_adam_state and (config.batched or not config.carry_adam_state):
@@ -150,7 +169,9 @@ def train(
     for iteration in range(start, end):
         images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
         images, labels = flatten_task(images)
-        order = minibatch_order(rng, config.meta_batch, n, config.inner_batch, config.inner_iters)
+        order = minibatch_order(
+            rng, config.meta_batch, n, config.inner_batch, config.inner_iters, config.final_batch == "separate"
+        )
         local = slice(rank * config.meta_batch // world, (rank + 1) * config.meta_batch // world)
         images, labels = to_tensor(images[local]).to(device), torch.from_numpy(labels[local]).to(device)
         step_size = meta_step_size(config, iteration)

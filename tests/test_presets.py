@@ -1,0 +1,106 @@
+"""The presets (training/presets.py) against their sources: each plain name is the paper's final
+command from the reference README (openai/supervised-reptile), each `-v1` name the command of the
+paper's first arXiv version, which the runs kept in checkpoints/ and models/ recorded as trained."""
+
+import json
+import shlex
+
+import pytest
+from helpers import ROOT
+
+from training.presets import PRESETS, Config
+
+# The reference README's "commands used for the paper", less `--checkpoint DIR`.
+PAPER_COMMANDS = {
+    "omniglot-5w1s": "run_omniglot.py --shots 1 --inner-batch 10 --inner-iters 5 --meta-step 1 --meta-batch 5 "
+    "--meta-iters 100000 --eval-batch 5 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 --train-shots 10",
+    "omniglot-5w1s-transductive": "run_omniglot.py --shots 1 --inner-batch 10 --inner-iters 5 --meta-step 1 "
+    "--meta-batch 5 --meta-iters 100000 --eval-batch 5 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
+    "--train-shots 10 --transductive",
+    "omniglot-5w5s": "run_omniglot.py --train-shots 10 --inner-batch 10 --inner-iters 5 --learning-rate 0.001 "
+    "--meta-step 1 --meta-step-final 0 --meta-batch 5 --meta-iters 100000 --eval-batch 5 --eval-iters 50",
+    "omniglot-20w1s": "run_omniglot.py --shots 1 --classes 20 --inner-batch 20 --inner-iters 10 --meta-step 1 "
+    "--meta-batch 5 --meta-iters 200000 --eval-batch 10 --eval-iters 50 --learning-rate 0.0005 --meta-step-final 0 "
+    "--train-shots 10",
+    "omniglot-20w5s": "run_omniglot.py --classes 20 --inner-batch 20 --inner-iters 10 --meta-step 1 --meta-batch 5 "
+    "--meta-iters 200000 --eval-batch 10 --eval-iters 50 --learning-rate 0.0005 --meta-step-final 0 --train-shots 10",
+    "miniimagenet-5w1s": "run_miniimagenet.py --shots 1 --inner-batch 10 --inner-iters 8 --meta-step 1 "
+    "--meta-batch 5 --meta-iters 100000 --eval-batch 5 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
+    "--train-shots 15",
+    "miniimagenet-5w1s-transductive": "run_miniimagenet.py --shots 1 --inner-batch 10 --inner-iters 8 --meta-step 1 "
+    "--meta-batch 5 --meta-iters 100000 --eval-batch 5 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 "
+    "--train-shots 15 --transductive",
+    "miniimagenet-5w5s": "run_miniimagenet.py --inner-batch 10 --inner-iters 8 --meta-step 1 --meta-batch 5 "
+    "--meta-iters 100000 --eval-batch 15 --eval-iters 50 --learning-rate 0.001 --meta-step-final 0 --train-shots 15",
+}
+
+# flag -> (Config field, type); --shots and --classes default to 5 in the reference's parser.
+FLAGS = {
+    "--shots": ("shots", int),
+    "--classes": ("ways", int),
+    "--train-shots": ("train_shots", int),
+    "--inner-batch": ("inner_batch", int),
+    "--inner-iters": ("inner_iters", int),
+    "--learning-rate": ("lr", float),
+    "--meta-step": ("meta_step", float),
+    "--meta-step-final": ("meta_step_final", float),
+    "--meta-batch": ("meta_batch", int),
+    "--meta-iters": ("meta_iters", int),
+    "--eval-batch": ("eval_batch", int),
+    "--eval-iters": ("eval_iters", int),
+}
+# The reference's models: 64 filters for Omniglot, 32 for Mini-ImageNet.
+SCRIPTS = {
+    "run_omniglot.py": {"dataset": "omniglot", "filters": 64},
+    "run_miniimagenet.py": {"dataset": "miniimagenet", "filters": 32},
+}
+
+
+def reference_fields(command: str) -> dict:
+    """The Config fields a reference command sets (an unknown flag fails the test)."""
+    script, *tokens = shlex.split(command)
+    values = {**SCRIPTS[script], "shots": 5, "ways": 5, "transductive": False}
+    while tokens:
+        flag = tokens.pop(0)
+        if flag == "--transductive":
+            values["transductive"] = True
+            continue
+        name, kind = FLAGS[flag]
+        values[name] = kind(tokens.pop(0))
+    return values
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_COMMANDS))
+def test_plain_preset_is_the_papers_final_command(name):
+    expected = reference_fields(PAPER_COMMANDS[name])
+    assert set(expected) == {field for field, _ in FLAGS.values()} | {"dataset", "filters", "transductive"}
+    actual = {k: v for k, v in PRESETS[name].to_dict().items() if k in expected}
+    assert actual == expected
+
+
+def test_every_paper_preset_keeps_its_first_version():
+    assert {f"{name}-v1" for name in PAPER_COMMANDS} <= set(PRESETS)
+
+
+def training_config(bundle: str) -> dict:
+    """The training config a bundle's model.json records."""
+    return json.loads((ROOT / bundle / "model.json").read_text())["provenance"]["training_config"]
+
+
+def recorded_configs() -> list[tuple[str, dict]]:
+    """(preset, training config) of every kept run and bundle, by the preset it was trained with."""
+    kept = ROOT.glob("checkpoints/*/config.json")  # folders named after the preset, less "-v1"
+    runs = [(f"{path.parent.name}-v1", json.loads(path.read_text())["config"]) for path in kept]
+    return [
+        *runs,
+        ("omniglot-5w5s-v1", training_config("models/omniglot-5w")),
+        ("omniglot-5w5s-v1", {**training_config("models/omniglot-5w-small"), "filters": 64}),  # --filters 32
+        ("omniglot-20w1s-v1", training_config("static/models/omniglot-20w")),
+    ]
+
+
+def test_first_version_presets_reproduce_the_kept_runs_and_bundles():
+    recorded = recorded_configs()
+    assert len(recorded) == 7
+    for name, config in recorded:
+        assert Config.from_dict(config).algorithm_fields() == PRESETS[name].algorithm_fields(), name
