@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .format import MANIFEST_FILE, REGRESSION_GRAPH_FILES, WEIGHT_SET_SEPARATOR
-from .reader import BundleError, open_session
+from .verified import BundleError, open_session
 
 
 @dataclass
