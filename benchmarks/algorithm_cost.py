@@ -237,6 +237,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--no-peer", action="store_true", help="measure the project's implementation only")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    parser.add_argument("--plot", type=Path, help="draw time and memory against k as a PNG here")
+    parser.add_argument(
+        "--replot", type=Path, metavar="JSON", help="print and --plot the rows of an earlier --out, measuring nothing"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is None:
@@ -291,12 +295,62 @@ def print_row(row: dict) -> None:
     print(line + ("  " + "; ".join(errors) if errors else ""), flush=True)
 
 
+def plot(rows: list, path: Path, title: str) -> None:
+    """Milliseconds and MiB of a meta-iteration against k, a line per algorithm and implementation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, scale, label in ((axes[0], "seconds", 1000, "ms per meta-iteration"), (axes[1], "mib", 1, "MiB")):
+        for algorithm in dict.fromkeys(r["algorithm"] for r in rows):
+            for name, style in zip(IMPLEMENTATIONS, ("-o", "--s"), strict=True):
+                points = [(r["inner_steps"], r[name].get(key)) for r in rows if r["algorithm"] == algorithm]
+                points = [(k, v * scale) for k, v in points if v is not None]  # an error row has no figure
+                if points:
+                    ax.plot(*zip(*points, strict=True), style, label=f"{algorithm} ({name})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("inner steps k")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def replot(args) -> int:
+    """Print and plot a saved run."""
+    try:
+        record = json.loads(args.replot.read_text())
+        rows, settings = record["rows"], record["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"--replot: {args.replot} is not a JSON this benchmark wrote ({error})") from None
+    for row in rows:
+        print_row(row)
+    if args.plot:
+        plot(rows, args.plot, plot_title(settings))
+    return 0
+
+
+def plot_title(settings: dict) -> str:
+    return (
+        f"One meta-iteration, {settings['preset']} shapes, {settings['device']}, {settings['threads']} thread(s): "
+        "the project (solid) and learn2learn (dashed)"
+    )
+
+
 def main(argv=None) -> int:
     """Measure every configuration in fresh processes and print a table, a row per algorithm and k."""
     args = parse_arguments(argv)
     if args.child is not None:
         print(json.dumps(measure(json.loads(args.child))))
         return 0
+    if args.replot:
+        return replot(args)
     config = PRESETS[args.preset]
     filters = args.filters or config.filters
     base = dict(preset=args.preset, filters=filters, threads=args.threads, device=args.device)
@@ -333,6 +387,8 @@ def main(argv=None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {"settings": vars(args) | {"peer_path": str(args.peer_path), "out": str(args.out)}, "rows": rows}
         args.out.write_text(json.dumps(record, indent=1) + "\n")
+    if args.plot:
+        plot(rows, args.plot, plot_title(vars(args)))
     return 0
 
 

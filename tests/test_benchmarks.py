@@ -102,6 +102,19 @@ def test_algorithm_cost_quick_prints_a_row_per_algorithm_with_mib(tmp_path):
         assert row["project"]["seconds"] > 0 and row["project"]["mib"] >= 0
         if importlib.util.find_spec("learn2learn") is None:
             assert row["learn2learn"] == {"error": "not installed: make bench-extra"}
+    # --replot prints the saved rows and draws them, measuring nothing
+    png = tmp_path / "cost.png"
+    replot = run_python("-m", "benchmarks.algorithm_cost", "--replot", str(out), "--plot", str(png), timeout=120)
+    assert replot.returncode == 0, replot.stderr
+    assert [line.split()[:2] for line in replot.stdout.splitlines()] == [
+        ["reptile", "5"],
+        ["fomaml", "5"],
+        ["maml", "5"],
+    ]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out.write_text("{}")
+    broken = run_python("-m", "benchmarks.algorithm_cost", "--replot", str(out), timeout=120)
+    assert broken.returncode != 0 and "--replot" in broken.stderr and "Traceback" not in broken.stderr
 
 
 def test_algorithm_cost_peer_model_is_the_project_cnn():
