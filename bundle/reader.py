@@ -21,7 +21,7 @@ from .format import (
     task_kind,
 )
 from .regression import RegressionBundle
-from .verified import BundleError, open_session, read_verified
+from .verified import BundleError, check_tensor, open_session, read_verified
 
 
 @dataclass
@@ -60,18 +60,7 @@ class Bundle:
         for entry in self.manifest["architecture"]["parameters"]:
             shape = tuple(ways if d == "C" else d for d in entry["shape"])
             for key in (entry["name"], ADAM_V_PREFIX + entry["name"]):
-                tensor = self._tensors.get(key)
-                if tensor is None:
-                    raise BundleError(f"bundle {self.path}: the weights lack {key}")
-                if tensor.shape != shape or tensor.dtype != np.float32:
-                    raise BundleError(
-                        f"bundle {self.path}: {key} is {tensor.dtype}{list(tensor.shape)}, "
-                        f"expected float32{list(shape)}"
-                    )
-                if not np.isfinite(tensor).all():
-                    raise BundleError(
-                        f"bundle {self.path}: {key} in {self.manifest['weights']['file']} holds NaN or infinity"
-                    )
+                check_tensor(self.path, self.manifest, self._tensors, key, shape)
 
     # ------------------------------------------------------------------ properties
     @property

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .format import MANIFEST_FILE, REGRESSION_GRAPH_FILES, WEIGHT_SET_SEPARATOR
-from .verified import BundleError, open_session
+from .verified import BundleError, check_tensor, open_session
 
 
 @dataclass
@@ -41,16 +41,7 @@ class RegressionBundle:
         for weight_set in self.weight_sets:
             for entry in self.manifest["architecture"]["parameters"]:
                 key = weight_set + WEIGHT_SET_SEPARATOR + entry["name"]
-                tensor = self._tensors.get(key)
-                if tensor is None:
-                    raise BundleError(f"bundle {self.path}: the weights lack {key}")
-                if tensor.shape != tuple(entry["shape"]) or tensor.dtype != np.float32:
-                    raise BundleError(
-                        f"bundle {self.path}: {key} is {tensor.dtype}{list(tensor.shape)}, "
-                        f"expected float32{list(entry['shape'])}"
-                    )
-                if not np.isfinite(tensor).all():
-                    raise BundleError(f"bundle {self.path}: {key} in {weights['file']} holds NaN or infinity")
+                check_tensor(self.path, self.manifest, self._tensors, key, entry["shape"])
 
     # ------------------------------------------------------------------ properties
     @property

@@ -8,6 +8,8 @@ numpy, safetensors, onnxruntime and the standard library only; never torch.
 import json
 from pathlib import Path
 
+import numpy as np
+
 from . import open_set
 from .files import sha256_file
 from .format import MANIFEST_FILE, check_format
@@ -87,3 +89,14 @@ def _ort_reason(error: Exception) -> str:
     """onnxruntime's first line without its '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from ...' prefix."""
     line = (str(error).strip() or type(error).__name__).splitlines()[0]
     return line.rsplit(" : ", 1)[-1].split(" failed:", 1)[-1].strip()
+
+
+def check_tensor(path: Path, manifest: dict, tensors: dict, key: str, shape: tuple) -> None:
+    """The weights hold `key`, float32, finite, of `shape`; BundleError naming the tensor otherwise."""
+    tensor = tensors.get(key)
+    if tensor is None:
+        raise BundleError(f"bundle {path}: the weights lack {key}")
+    if tensor.shape != tuple(shape) or tensor.dtype != np.float32:
+        raise BundleError(f"bundle {path}: {key} is {tensor.dtype}{list(tensor.shape)}, expected float32{list(shape)}")
+    if not np.isfinite(tensor).all():
+        raise BundleError(f"bundle {path}: {key} in {manifest['weights']['file']} holds NaN or infinity")
