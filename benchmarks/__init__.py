@@ -9,6 +9,8 @@ Training (torch):
                          (float64) and ms per meta-iteration
   algorithm_cost         Reptile, FOMAML and MAML as the inner steps grow: ms and peak MiB per
                          meta-iteration, the project's and learn2learn's side by side (CPU or CUDA)
+  learning_curves        presets (or algorithms) x seeds trained as resumable runs: held-out accuracy
+                         against meta-iterations and training time, mean and min-max over seeds
   open_set_study         which score, after the demo's adaptation, says "none of these": AUROC and flag
                          rates of novel characters and scribbles, accuracy, ECE and temperature per setting
 
@@ -16,6 +18,8 @@ The product's model (Bundle.adapt: its ONNX graphs and model.json):
   open_set               the "none of these" decision on held-out tasks: AUROC, novel characters,
                          scribbles and in-set queries flagged, accuracy, ECE, against the goals
   open_set_cost          Bundle.adapt with and without the open-set score, side by side: ms and ratio
+  adaptation_starts      the demo's "Compare with" starts and its optimizer choice: accuracy of each
+                         bundle after the same steps, Adam and SGD at several step sizes
 
 The demo (a server of this checkout, headless Chromium):
   browser_adapt          pen-up to prediction shown, cold and warm, in the browser and on the server

@@ -27,6 +27,29 @@ def _markdown_value(value) -> str:
     return f"`{json.dumps(value)}`" if not isinstance(value, str) else value
 
 
+def _trained_how(manifest: dict) -> str:
+    """How the initialization was made: meta-training, or (algorithm "joint", training/baseline.py)
+    the paper's no-meta-learning baseline, or with 0 steps the random initialization both start from."""
+    prov = manifest["provenance"]
+    config = prov["training_config"]
+    if config["algorithm"] != "joint":
+        return (
+            f"meta-trained with {config['algorithm']} (Nichol et al. 2018) on {config['dataset']} "
+            f"{manifest['trained_ways']}-way tasks"
+        )
+    head = f"a fresh {manifest['trained_ways']}-way head (Glorot-uniform, zero bias, seed {config['seed']})"
+    if prov["iteration"] == 0:
+        return (
+            f"not trained at all: the random initialization (seed {config['seed']}) that meta-training and "
+            f"joint training start from, with {head}; a comparison without meta-learning"
+        )
+    return (
+        f"trained without meta-learning: {prov['iteration']} steps of joint training (mini-batch Adam on "
+        f"the cross-entropy) over all of {config['dataset']}'s meta-training classes at once, the paper's "
+        f"baseline (training/baseline.py), then given {head}"
+    )
+
+
 def render_model_card(manifest: dict, directory: Path | None = None) -> str:
     """MODEL_CARD.md, generated from model.json (never edited by hand); directory: the bundle's, for
     the test character list."""
@@ -42,9 +65,8 @@ def render_model_card(manifest: dict, directory: Path | None = None) -> str:
         "## What it is",
         "",
         f"A {arch['layers']}-layer CNN ({arch['filters']} filters, 3x3 stride-2 convolutions without bias, "
-        f"BatchNorm with batch statistics, ReLU, linear head) meta-trained with "
-        f"{prov['training_config']['algorithm']} (Nichol et al. 2018) on {prov['training_config']['dataset']} "
-        f"{manifest['trained_ways']}-way tasks. It is an *initialization*: it is fine-tuned on a user's "
+        f"BatchNorm with batch statistics, ReLU, linear head) {_trained_how(manifest)}. It is an "
+        f"*initialization*: it is fine-tuned on a user's "
         f"{manifest['classes']['min']}-{manifest['classes']['max']} classes with "
         f"{manifest['shots']['min']}-{manifest['shots']['max']} drawings each, then classifies new drawings.",
         "",

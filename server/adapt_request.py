@@ -7,7 +7,7 @@ ONNX work. Every error names what is wrong and where.
 """
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
@@ -86,6 +86,11 @@ class AdaptRequest(BaseModel):
     )
     transductive: bool | None = Field(
         None, description="Classify all queries in one batch (needs >= 2 queries; default: the bundle's)."
+    )
+    optimizer: Literal["adam", "sgd"] | None = Field(
+        None,
+        description="The adaptation steps' optimizer (default: the bundle's, adam, continuing its carried "
+        "state); another one needs lr, since the bundle's default lr is for its own optimizer.",
     )
 
 
@@ -348,6 +353,12 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
     lr = defaults["lr"] if request.lr is None else request.lr
     if not 0 < lr <= limits["max_lr"]:
         raise InputError(f"lr: must be > 0 and <= {limits['max_lr']:g}, got {number_text(lr)}")
+    optimizer = defaults["optimizer"] if request.optimizer is None else request.optimizer
+    if optimizer != defaults["optimizer"] and request.lr is None:
+        raise InputError(
+            f"lr: required with optimizer {optimizer!r} (the default lr, {defaults['lr']:g}, is for "
+            f"{defaults['optimizer']!r})"
+        )
     transductive = defaults["transductive"] if request.transductive is None else request.transductive
     if transductive and len(request.query) < 2:
         raise InputError(
@@ -362,5 +373,5 @@ def validate_request(data, limits: dict, defaults: dict) -> Plan:
         steps,
         float(lr),
         bool(transductive),
-        defaults["optimizer"],
+        optimizer,
     )

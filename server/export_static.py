@@ -1,8 +1,9 @@
 """A server-less copy of the demo: `reptile-demo export-static DIR` (also `python -m server export-static DIR`).
 
 DIR then holds index.html and embed.html (browser mode only: no server to adapt on), the page's
-scripts and styles, onnxruntime-web's wasm build, the model bundle, the example drawings and the
-service worker, all with relative URLs, so it works from any static web host (a blog's own server,
+scripts and styles, onnxruntime-web's wasm build, the model bundle (and the model.json and weights of
+its comparison starts, server/comparisons.py), the example drawings and the service worker, all with
+relative URLs, so it works from any static web host (a blog's own server,
 GitHub Pages) or a sub-folder of one. A static host sends no COOP/COEP headers, so the runtime
 runs on one thread there; `_headers` asks hosts that read it (Netlify, Cloudflare Pages) for them.
 """
@@ -17,6 +18,7 @@ from bundle.files import HASH_CHARS, sha256_file
 from bundle.format import MANIFEST_FILE, check_format
 from bundle.summary import model_summary
 
+from .comparisons import comparison_entry, comparison_manifests
 from .config import DEFAULT_MODEL, ROOT, Settings
 
 WEB = ROOT / "web"
@@ -118,6 +120,10 @@ def export_static(
         copy(ORT_DIST / name, f"vendor/onnxruntime-web/{name}")
     for name in [MANIFEST_FILE, *manifest["files"]]:
         copy(bundle / name, f"models/{bundle.name}/{name}")
+    comparisons = comparison_manifests(bundle.parent, bundle.name, manifest)
+    for folder, start_manifest in comparisons.values():  # the page fetches only these two files of each
+        for name in (MANIFEST_FILE, start_manifest["weights"]["file"]):
+            copy(folder / name, f"models/{folder.name}/{name}")
     copy(WEB / "sw.js", "sw.js")
 
     def asset(path: str) -> str:
@@ -130,6 +136,10 @@ def export_static(
             raise ExportError(f"the page asks for {path}, which the export does not contain")
         return f"{path}?v={sha256_file(target)[:HASH_CHARS]}"
 
+    summary["comparisons"] = {
+        start: comparison_entry(m, lambda file, f=folder: asset(f"models/{f.name}/{file}"))
+        for start, (folder, m) in comparisons.items()
+    }
     env = Environment(loader=FileSystemLoader(str(WEB / "templates")), autoescape=select_autoescape(["html"]))
     for page, embed in (("index.html", False), ("embed.html", True)):
         settings = {"classes": classes, "shots": shots, "mode": "browser", "theme": theme}

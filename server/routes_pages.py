@@ -1,11 +1,15 @@
-"""The pages: / (the demo), /embed (the same demo for iframes) and /oembed (how other sites embed
-it), rendered from web/templates with Jinja2 (autoescaped)."""
+"""The pages: / (the demo), /embed (the same demo for iframes; with `view`, one part of /learn alone),
+/learn ("Why it works", from the sine bundle) and /oembed (how other sites embed the demo), rendered
+from web/templates with Jinja2 (autoescaped)."""
 
+import json
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+
+from bundle.format import MANIFEST_FILE
 
 from .adapt_request import ErrorResponse, InputError
 from .errors import ERROR_RESPONSES, error_doc, error_response, not_ready
@@ -15,6 +19,8 @@ MODES, THEMES = ("browser", "server"), ("light", "dark")
 PAGE_DEFAULTS = {"classes": 3, "shots": 1, "mode": "browser", "theme": "light"}
 OEMBED_SIZE = (480, 640)  # default iframe width, height
 FALLBACK_LIMITS = {"min_classes": 2, "max_classes": 10, "min_shots": 1, "max_shots": 5}  # while no bundle is loaded
+LEARN_VIEWS = ("sine", "landscape", "taylor")  # the parts of /learn; /embed?view=<part> shows one alone
+LEARN_MODEL = "sine"  # /learn's regression bundle, a folder of models_dir served at /models/sine/ (docs/bundle.md)
 
 
 def page_settings(limits: dict, classes, shots, mode, theme) -> dict:
@@ -90,6 +96,43 @@ def page(request: Request, state: State, embed: bool, query: dict):
     return render(request, state, "embed.html" if embed else "index.html", embed, values)
 
 
+def learn_page(request: Request, state: State, embed: bool, view: str | None, theme: str | None):
+    """/learn, or one of its parts alone (/embed?view=...); 503 naming the file while the sine bundle's
+    model.json is missing or unreadable. The page needs no classification bundle."""
+    path = state.model_path(LEARN_MODEL, MANIFEST_FILE)
+    entry = state.files.get(path) if path is not None else None
+    try:
+        manifest = json.loads(entry.data) if entry is not None else None
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return error_response(
+            503,
+            f"the sine bundle is not usable: /models/{LEARN_MODEL}/{MANIFEST_FILE} is missing or not a manifest "
+            f"(`python -m training sine --out runs/sine --bundle static/models/{LEARN_MODEL}` writes it)",
+        )
+    root = request.scope.get("root_path", "") or ""
+    base = base_url(request, state)
+    names = (MANIFEST_FILE, *manifest["files"])
+    files = {name: state.asset_url(f"models/{LEARN_MODEL}/{name}", root) for name in names}
+    context = {
+        "settings": {"theme": theme or PAGE_DEFAULTS["theme"], "view": view},
+        "view": view,
+        "embed": embed,
+        "sine": manifest,
+        "sine_files": files,
+        "base_url": base,
+        "root_path": root,
+        "asset": lambda relative: state.asset_url(relative, root),
+        "sw_url": f"{root}/sw.js",
+        "demo_url": f"{base}/",
+        "learn_url": f"{base}/learn",
+        "embed_url": f"{base}/embed",
+    }
+    html = state.templates.get_template("learn.html").render(**context)
+    return HTMLResponse(html, headers=base_url_caching(state, "no-cache"))
+
+
 def pages_router(limits: dict | None) -> APIRouter:
     """The page routes. Their classes and shots bounds are the served bundle's (narrowed by the
     settings), so they are declared per app and the OpenAPI schema states them."""
@@ -103,6 +146,13 @@ def pages_router(limits: dict | None) -> APIRouter:
     ]
     Mode = Annotated[Literal["browser", "server"] | None, Query(description="Where adaptation runs (default browser)")]
     Theme = Annotated[Literal["light", "dark"] | None, Query(description="Colour theme (default light)")]
+    View = Annotated[
+        Literal[LEARN_VIEWS] | None,
+        Query(
+            description="One part of /learn alone: sine (the sine-wave toy), landscape (Reptile in parameter "
+            "space) or taylor (the Taylor analysis)"
+        ),
+    ]
     page_responses = {
         200: {"content": {"text/html": {}}, "description": "The page"},
         422: error_doc(ERROR_RESPONSES[422]["description"]),
@@ -127,8 +177,22 @@ def pages_router(limits: dict | None) -> APIRouter:
         summary="The embeddable demo (for iframes)",
         responses=page_responses,
     )
-    async def embed(request: Request, state: StateDep, query: PageQuery):
+    async def embed(request: Request, state: StateDep, query: PageQuery, view: View = None):
+        if view is not None:
+            return learn_page(request, state, True, view, query["theme"])
         return page(request, state, True, query)
+
+    @router.get(
+        "/learn",
+        response_class=HTMLResponse,
+        tags=["pages"],
+        summary="Why it works: the sine-wave toy, Reptile in parameter space, the Taylor analysis",
+        responses=page_responses | {503: error_doc("The sine bundle (static/models/sine) is missing")},
+    )
+    async def learn(request: Request, state: StateDep, theme: Theme = None, view: View = None):
+        # The page keeps its own state (points, steps, sliders) in the query too; the server reads only
+        # theme and view and leaves the rest to the page, which ignores values out of range.
+        return learn_page(request, state, False, view, theme)
 
     router.add_api_route(
         "/oembed",

@@ -16,6 +16,7 @@ from bundle.summary import model_summary
 
 from . import static
 from .adapt import check_spec
+from .comparisons import comparison_entry, comparison_manifests
 from .config import Settings, SettingsError
 from .pool import WorkerPool
 
@@ -55,11 +56,13 @@ class State:
         self.pool = None
         self.limits = None
         self.model_dir_name = settings.model.name
+        self.comparisons = {}  # "Compare with" start -> (folder, manifest): server/comparisons.py
         try:
             self.bundle = load_bundle(settings.model, threads=1)
             check_spec(self.bundle)
             self.limits = self._limits()
             self.bundle.open_graphs()  # every session created and checked now, not in the first request
+            self.comparisons = comparison_manifests(settings.models_dir, self.model_dir_name, self.bundle.manifest)
         except (BundleError, ValueError, KeyError, OSError) as error:
             self.bundle = None
             self.bundle_error = f"{type(error).__name__}: {error}" if not isinstance(error, BundleError) else str(error)
@@ -140,9 +143,10 @@ class State:
 
     # ------------------------------------------------------------------ manifest
     def summary(self, root_path: str = "") -> dict:
-        """The public summary of the bundle for /api/model and the pages (its warning included)."""
+        """The public summary of the bundle for /api/model and the pages (its warning included), with
+        the comparison starts the page may adapt beside it."""
         s, limits = self.settings, self.limits
-        return model_summary(
+        summary = model_summary(
             self.bundle.manifest,
             base_url=f"{root_path}/models/{self.model_dir_name}/",
             manifest_version=self.files.version(s.model / MANIFEST_FILE),
@@ -160,6 +164,13 @@ class State:
                 "timeout_s": s.timeout_s,
             },
         )
+        summary["comparisons"] = {
+            start: comparison_entry(
+                manifest, lambda file, f=folder: self.asset_url(f"models/{f.name}/{file}", root_path)
+            )
+            for start, (folder, manifest) in self.comparisons.items()
+        }
+        return summary
 
 
 def get_state(request: Request) -> State:

@@ -43,7 +43,7 @@ def run_cli(args, **kwargs) -> subprocess.CompletedProcess:
 def metrics_without_times(run_dir: Path) -> list:
     """The rows of a run's metrics.jsonl without their wall-clock times (what a resumed run must reproduce)."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in rows]
+    return [{k: v for k, v in row.items() if k not in ("elapsed_s", "eval_s")} for row in rows]
 
 
 def make_state(seed: int, device="cpu") -> MetaState:

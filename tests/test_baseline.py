@@ -128,10 +128,25 @@ def test_interrupted_run_resumes_to_exactly_the_same_weights(tmp_path, omniglot_
     assert [r["step"] for r in metrics_without_times(cut)] == [4, 8, 10, 12, 16, 20]
 
 
+def test_a_zero_step_run_writes_the_random_initialization(tmp_path, omniglot_dir):
+    """--steps 0: the checkpoint is the start both joint training and Reptile begin from (init_params with
+    the run seed, head included), for a comparison bundle without meta-learning."""
+    from training.model import ModelSpec, init_params
+
+    out = tmp_path / "start"
+    result = run_cli(["baseline", "--data-dir", str(omniglot_dir), "--out", str(out), "--steps", "0", *TINY])
+    assert result.returncode == 0, result.stderr
+    payload = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert payload["iteration"] == 0 and payload["adam_t"] == 0
+    fresh = init_params(ModelSpec(**payload["spec"]), torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(payload["params"], fresh, strict=True))
+    assert json.loads((out / "config.json").read_text())["baseline"]["steps"] == 0
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--steps", "0"], "argument --steps: expected a positive integer"),
+        (["--steps", "-1"], "argument --steps: expected an integer >= 0"),
         (["--batch-size", "x"], "argument --batch-size: expected a positive integer"),
         (["--lr", "nan"], "argument --lr: expected a positive number"),
         (["--lr", "-1"], "argument --lr: expected a positive number"),

@@ -130,3 +130,43 @@ def test_algorithm_cost_peer_model_is_the_project_cnn():
     images = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     expected = forward(spec, grouped(params, 1), images[None])[0]
     assert torch.allclose(peer_model(spec, params)(images), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_learning_curves_trains_resumes_and_plots(tmp_path, omniglot_dir):
+    """Two curves (the ablation's g1 by Reptile and by FOMAML) x two seeds on a tiny budget: a folder
+    holding runs needs --resume; then an interrupted run resumes, the rest start, and the table and
+    plot come out; run again, every run is found finished."""
+    from benchmarks.learning_curves import curve_configs, parse_arguments
+    from training.train import train
+
+    runs = tmp_path / "runs"
+    flags = ["--presets", "ablation-g1", "--algorithms", "reptile,fomaml", "--seeds", "0,1", "--meta-iters", "3"]
+    flags += ["--eval-interval", "2", "--eval-tasks", "2", "--out", str(runs), "--data-dir", str(omniglot_dir)]
+    flags += ["--no-progress"]
+    configs = curve_configs(parse_arguments(flags))
+    assert list(configs) == ["ablation-g1-reptile", "ablation-g1-fomaml"]
+    assert configs["ablation-g1-fomaml"].algorithm == "fomaml" and configs["ablation-g1-fomaml"].meta_iters == 3
+    interrupted = runs / "ablation-g1-fomaml" / "seed-1"
+    train(configs["ablation-g1-fomaml"].updated(seed=1), interrupted, omniglot_dir, progress=False, stop_after=1)
+
+    refused = run_python("-m", "benchmarks.learning_curves", *flags, timeout=300)
+    assert refused.returncode == 2 and "pass --resume" in refused.stderr and "Traceback" not in refused.stderr
+    plot = tmp_path / "curves.png"
+    result = run_python("-m", "benchmarks.learning_curves", *flags, "--resume", "--plot", str(plot), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"{interrupted}: resuming at 1" in result.stdout and plot.stat().st_size > 10_000
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("ablation-g1-")]
+    assert [row[:3] for row in rows] == [["ablation-g1-reptile", "2", "3"], ["ablation-g1-fomaml", "2", "3"]]
+    assert [s["from_iteration"] for s in json.loads((interrupted / "config.json").read_text())["sessions"]] == [0, 1]
+    again = run_python("-m", "benchmarks.learning_curves", *flags, "--resume", timeout=300)
+    assert again.returncode == 0 and again.stdout.count(": finished (3 meta-iterations)") == 4
+
+
+def test_learning_curves_names_a_bad_flag():
+    for flags, message in (
+        (["--presets", "omniglot-7w"], "argument --presets: unknown presets: omniglot-7w"),
+        (["--presets", "ablation-g1", "--seeds", "0,0"], "argument --seeds: expected distinct integers"),
+        (["--presets", "ablation-g1", "--algorithms", "mmal"], "argument --algorithms: unknown algorithms: mmal"),
+    ):
+        result = run_python("-m", "benchmarks.learning_curves", *flags, "--out", "unused", timeout=300)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -270,6 +270,25 @@ def test_model_card_flags_short_run(exported, model):
     assert "## Held-out test characters" in card and all(f"\n{name}\n" in card for name in held_out)
 
 
+def test_a_joint_training_bundle_says_what_it_is(exported):
+    """algorithm "joint" (training/baseline.py): planned steps from its config.json, not the preset's
+    meta_iters; Adam fresh (v = 0, t = 0); the card says joint training, or with 0 steps the random start."""
+    from bundle.card import render_model_card
+    from training.manifest import planned_iterations
+    from training.presets import Config
+
+    joint = Config.from_dict({**exported["payload"]["config"], "algorithm": "joint"})
+    assert planned_iterations(joint, {"baseline": {"steps": 20_000}}) == 20_000
+    assert planned_iterations(joint, None) == joint.meta_iters
+    assert short_run_warning(1000, 20_000, "steps") == "trained for only 1000 of 20000 steps: not the real model"
+    manifest = json.loads((exported["dir"] / "model.json").read_text())
+    manifest["provenance"]["training_config"]["algorithm"] = "joint"
+    manifest["provenance"]["iteration"] = 20_000
+    assert "20000 steps of joint training" in render_model_card(manifest)
+    manifest["provenance"]["iteration"] = 0
+    assert "not trained at all: the random initialization" in render_model_card(manifest)
+
+
 def test_weights_are_the_checkpoint(exported, model):
     payload = exported["payload"]
     for name, p, v in zip(model.param_names, payload["params"], payload["adam_v"], strict=False):

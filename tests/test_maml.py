@@ -12,7 +12,16 @@ from helpers import DEVICES, SMALL, SPEC, make_state, make_tasks, run_cli, run_p
 from training.maml import adapted_and_meta_gradients, maml_inner_loop
 from training.model import ModelSpec, init_params, task_losses
 from training.presets import Config
-from training.reptile import InnerAdam, apply_meta_update, grouped, inner_loop, meta_step, per_task_meta_step
+from training.reptile import (
+    InnerAdam,
+    InnerSGD,
+    apply_meta_update,
+    grouped,
+    inner_loop,
+    make_inner_optimizer,
+    meta_step,
+    per_task_meta_step,
+)
 from training.tasks import minibatch_order
 
 TINY = ModelSpec(ways=3, filters=4, layers=2, image_size=8)
@@ -43,10 +52,10 @@ def _final_batch_loss(adam, params, v, t, images, labels, order) -> float:
         return float(task_losses(TINY, adapted, images[task_index, order[-1]], labels[task_index, order[-1]]).sum())
 
 
-@pytest.mark.parametrize("carry", [True, False])
-def test_meta_gradient_equals_central_finite_differences(carry):
+@pytest.mark.parametrize("optimizer, carry", [("adam", True), ("adam", False), ("sgd", False)])
+def test_meta_gradient_equals_central_finite_differences(optimizer, carry):
     params, v, t, images, labels, order = _tiny_problem(carry)
-    adam = InnerAdam(0.02)
+    adam = make_inner_optimizer(optimizer, 0.02)
     _, _, meta_grads, _ = adapted_and_meta_gradients(TINY, adam, params, v, t, images, labels, order)
     _, _, first_order, _ = adapted_and_meta_gradients(TINY, adam, params, v, t, images, labels, order, False)
     generator = torch.Generator().manual_seed(6)
@@ -63,7 +72,7 @@ def test_meta_gradient_equals_central_finite_differences(carry):
         analytic = sum(float((g * d).sum()) for g, d in zip(meta_grads, direction, strict=True))
         dropped = sum(float((g * d).sum()) for g, d in zip(first_order, direction, strict=True))
         assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-9)
-        if carry:  # the second-order terms are not negligible here, so the test tells MAML from FOMAML
+        if carry or optimizer == "sgd":  # the second-order terms are not negligible: MAML is told from FOMAML
             assert abs(analytic - dropped) > 1e-3 * abs(analytic)
     for layer in (0, 3, 5):  # and single coordinates of a conv, a BatchNorm and the head
         index = (1,) + (0,) * (params[layer].dim() - 1)
@@ -118,6 +127,34 @@ def test_batched_maml_equals_per_task_loop_in_float64(device, carry):
         assert b.device.type == device
         assert float((a - b).abs().max()) <= 1e-9
     assert batched.adam_t == looped.adam_t == (7 + 2 * 3 if carry else 7)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_maml_with_sgd_is_finns_update_and_leaves_the_adam_state(device):
+    """SGD inner steps: MAML's meta-update is theta - eps * lr * mean_i G_i (the meta-gradients), the
+    batched path equals the per-task loop, and the carried Adam state is not touched."""
+    images, labels, order = make_tasks(1, device=device)
+    theta = make_state(0, device).params
+    _, _, meta_grads, _ = adapted_and_meta_gradients(
+        SPEC,
+        InnerSGD(0.01),
+        grouped(theta, 4),
+        [torch.zeros_like(p) for p in grouped(theta, 4)],
+        0,
+        images,
+        labels,
+        order,
+    )
+    expected = [th - 0.5 * 0.01 * g.mean(0) for th, g in zip(theta, meta_grads, strict=True)]
+    batched, looped = make_state(0, device), make_state(0, device)
+    meta_step(SPEC, InnerSGD(0.01), batched, images, labels, order, 0.5, "maml")
+    per_task_meta_step(SPEC, InnerSGD(0.01), looped, images, labels, order, 0.5, "maml")
+    for state in (batched, looped):
+        for got, want in zip(state.params, expected, strict=True):
+            assert float((got - want).abs().max()) <= 1e-12
+        for got, want in zip(state.adam_v, make_state(0, device).adam_v, strict=True):
+            assert torch.equal(got, want)
+        assert state.adam_t == 7
 
 
 def test_meta_step_refuses_an_unknown_algorithm():

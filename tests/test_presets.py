@@ -1,10 +1,12 @@
 """The presets (training/presets.py) against their sources: each plain name is the paper's final
 command from the reference README (openai/supervised-reptile), each `-v1` name the command of the
-paper's first arXiv version, which the runs kept in checkpoints/ and models/ recorded as trained."""
+paper's first arXiv version, which the runs kept in checkpoints/ and models/ recorded as trained,
+and each `ablation-` name one of that README's runs comparing inner-loop gradient combinations."""
 
 import json
 import shlex
 
+import numpy as np
 import pytest
 from helpers import ROOT
 
@@ -104,3 +106,78 @@ def test_first_version_presets_reproduce_the_kept_runs_and_bundles():
     assert len(recorded) == 7
     for name, config in recorded:
         assert Config.from_dict(config).algorithm_fields() == PRESETS[name].algorithm_fields(), name
+
+
+# The reference README's "Comparing different inner-loop gradient combinations": its shared flags and
+# each run's own, by the preset named after the run's checkpoint (less `--checkpoint DIR | tee LOG`).
+ABLATION_SHARED = (
+    "--sgd --seed 0 --inner-batch 25 --learning-rate 0.003 --meta-step-final 0 --meta-iters 40000 "
+    "--eval-batch 25 --eval-iters 5 --eval-interval 1"
+)
+ABLATION_COMMANDS = {
+    "ablation-g1": "--inner-iters 1 --train-shots 5 --meta-step 0.25",
+    "ablation-g1-g2": "--inner-iters 2 --train-shots 10 --meta-step 0.25",
+    "ablation-half-g1-g2": "--inner-iters 2 --train-shots 10 --meta-step 0.125",
+    "ablation-g2": "--foml --inner-iters 2 --train-shots 10 --meta-step 0.25",
+    "ablation-g1-g2-g3": "--inner-iters 3 --train-shots 15 --meta-step 0.25",
+    "ablation-third-g1-g2-g3": "--inner-iters 3 --train-shots 15 --meta-step 0.08325",
+    "ablation-g3": "--foml --inner-iters 3 --train-shots 15 --meta-step 0.25",
+    "ablation-g4": "--foml --inner-iters 4 --train-shots 20 --meta-step 0.25",
+    "ablation-g1-g2-g3-g4": "--inner-iters 4 --train-shots 20 --meta-step 0.25",
+    "ablation-fourth-g1-g2-g3-g4": "--inner-iters 4 --train-shots 20 --meta-step 0.0625",
+}
+# The reference parser's defaults the commands keep (its args.py): meta-batch 1, Adam off only with --sgd.
+REFERENCE_DEFAULTS = {"meta_batch": 1, "algorithm": "reptile", "final_batch": "shared", "inner_optimizer": "adam"}
+
+
+def reference_ablation_fields(flags: str) -> dict:
+    """The Config fields a reference ablation command sets; --eval-interval N as the tasks a split each
+    iteration gets (1 / N), which eval_tasks / eval_interval must match."""
+    values = {**SCRIPTS["run_omniglot.py"], "shots": 5, "ways": 5, "transductive": False, **REFERENCE_DEFAULTS}
+    tokens = shlex.split(f"{flags} {ABLATION_SHARED}")
+    while tokens:
+        flag = tokens.pop(0)
+        if flag == "--sgd":
+            values["inner_optimizer"] = "sgd"
+        elif flag == "--foml":
+            values["algorithm"] = "fomaml"  # the last gradient only: FOMAML with the shared final batch
+        elif flag == "--seed":
+            values["seed"] = int(tokens.pop(0))
+        elif flag == "--eval-interval":
+            values["eval_tasks_per_iteration"] = 1 / int(tokens.pop(0))
+        else:
+            name, kind = FLAGS[flag]
+            values[name] = kind(tokens.pop(0))
+    return values
+
+
+@pytest.mark.parametrize("name", sorted(ABLATION_COMMANDS))
+def test_ablation_preset_is_the_reference_run(name):
+    expected = reference_ablation_fields(ABLATION_COMMANDS[name])
+    config = PRESETS[name]
+    actual = {k: v for k, v in config.to_dict().items() if k in expected}
+    actual["eval_tasks_per_iteration"] = config.eval_tasks / config.eval_interval
+    assert actual == expected
+    assert config.replacement is False and config.carry_adam_state  # neither matters to SGD without --replacement
+
+
+@pytest.mark.parametrize("name", sorted(ABLATION_COMMANDS))
+def test_ablation_inner_batches_never_overlap(name):
+    """k batches of 25 walk once through the task's 5 x 5k examples: the last gradient's batch is
+    disjoint from the others, so FOMAML's shared final batch is the reference's --foml batch."""
+    from training.tasks import minibatch_order
+
+    config = PRESETS[name]
+    examples = config.ways * config.train_shots
+    assert config.inner_batch * config.inner_iters == examples
+    order = minibatch_order(np.random.default_rng(0), 20, examples, config.inner_batch, config.inner_iters)
+    for task in range(20):
+        assert sorted(order[:, task].ravel().tolist()) == list(range(examples))
+
+
+def test_an_old_config_resumes_with_adam_and_without_replacement():
+    """A config.json written before the options existed reads as the runs it recorded: Adam, no replacement."""
+    old = {k: v for k, v in PRESETS["omniglot-5w1s"].to_dict().items() if k not in ("inner_optimizer", "replacement")}
+    config = Config.from_dict(old)
+    assert config.inner_optimizer == "adam" and config.replacement is False
+    assert config.algorithm_fields() == PRESETS["omniglot-5w1s"].algorithm_fields()

@@ -106,7 +106,7 @@ def test_docs_and_openapi(client):
     body = schema["paths"]["/api/adapt"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/AdaptRequest"}
     request = schema["components"]["schemas"]["AdaptRequest"]
-    assert set(request["properties"]) == {"support", "query", "steps", "lr", "transductive"}
+    assert set(request["properties"]) == {"support", "query", "steps", "lr", "transductive", "optimizer"}
     assert "SupportExample" in schema["components"]["schemas"]
     assert not any(p.startswith(("/web", "/vendor", "/models")) for p in schema["paths"])
 

@@ -6,11 +6,11 @@ bundle/open_set.py's arithmetic within 1e-9, and the engine refuses a malformed 
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from node_helpers import node_or_skip, run_node
 from server_helpers import bundle_with_open_set
 
 from bundle import build_head, load_bundle, open_set
@@ -18,27 +18,9 @@ from server.config import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = DEFAULT_MODEL  # the bundle the server serves by default
+COMPARISON = BUNDLE.parent / f"{BUNDLE.name}-random"  # a comparison start (server/comparisons.py)
 SCRIPT = ROOT / "tests" / "js" / "engine_parity.mjs"
 OPEN_SET_SCRIPT = ROOT / "tests" / "js" / "open_set_parity.mjs"
-ORT = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist" / "ort.wasm.min.mjs"
-
-
-def node_or_skip(runtime: bool = True) -> str:
-    """The node executable (and onnxruntime-web's wasm build when `runtime`), else skip."""
-    node = shutil.which("node")
-    if node is None or (runtime and not ORT.is_file()):
-        pytest.skip("node or web/node_modules/onnxruntime-web (make setup) is missing")
-    return node
-
-
-def run_node(node: str, script: Path, spec: dict, tmp_path: Path) -> dict:
-    """Run a tests/js script on `spec` (written as JSON) -> its JSON output."""
-    (tmp_path / "case.json").write_text(json.dumps(spec))
-    result = subprocess.run(
-        [node, str(script), str(tmp_path / "case.json")], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def open_set_bundle(tmp_path: Path) -> Path:
@@ -114,6 +96,55 @@ def test_engine_js_matches_the_python_bundle_reader(tmp_path):
     assert np.array_equal(np.float32(out["head3"]["bias"]), bias)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("start", ["joint", "random"])
+def test_engine_js_adapts_a_comparison_start_on_the_served_graphs(tmp_path, start):
+    """A comparison bundle's weights adapted on the served model's graphs (Model.loadStart) give what
+    the Python reader gives with that bundle's own graphs, and the replay of the steps (Model.trace)
+    gives after step k what an adaptation of k steps gives; a bundle of other graphs, or weights that
+    do not match their sha256, are refused."""
+    node = node_or_skip()
+    folder = BUNDLE.parent / f"{BUNDLE.name}-{start}"
+    if not (folder / "model.json").is_file():
+        pytest.skip(f"no {folder.name} bundle")
+    bundle = load_bundle(folder)
+    rng = np.random.default_rng(7)
+    settings = [(3, 1, 1, "adam", False, 5), (4, 2, 2, "sgd", True, 4)]
+    cases = [{**c, "start": str(folder), "trace": True} for c in adapt_cases(bundle, rng, settings)]
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "weights.safetensors").write_bytes((folder / "weights.safetensors").read_bytes()[:-4] + bytes(4))
+    other = tmp_path / "other"  # a model.json of another graph (model.json itself is not hashed)
+    shutil.copytree(folder, other)
+    manifest = json.loads((other / "model.json").read_text())
+    manifest["graphs"]["predict"]["outputs"] = manifest["graphs"]["predict"]["outputs"][:2]
+    (other / "model.json").write_text(json.dumps(manifest))
+    cases += [{**cases[0], "start": str(broken), "trace": False}, {**cases[0], "start": str(other), "trace": False}]
+    out = run_node(node, SCRIPT, engine_spec(BUNDLE, cases), tmp_path)
+    for case, got in zip(cases[:2], out["cases"], strict=False):
+        ref = case["reference"]
+        assert np.abs(np.array(got["probabilities"]) - ref.probabilities).max() < 1e-3
+        assert np.allclose(got["losses"], ref.losses, atol=1e-3, rtol=1e-4)
+        assert got["unknownScores"] is None
+        trace = np.array(got["trace"])
+        assert trace.shape == (case["steps"] + 1, len(case["queries"]), max(case["labels"]) + 1)
+        assert np.abs(trace[-1] - np.array(got["probabilities"])).max() < 1e-6  # the replay ends at the result
+        for k in range(case["steps"]):
+            images = [np.array(x, dtype=np.float32).reshape(-1, 1, 28, 28) for x in (case["support"], case["queries"])]
+            after = bundle.adapt(
+                images[0],
+                np.array(case["labels"]),
+                images[1],
+                steps=k,
+                lr=case["lr"],
+                optimizer=case["optimizer"],
+                transductive=case["transductive"],
+            )
+            assert np.abs(trace[k] - after.probabilities).max() < 1e-3, k
+    assert "sha256" in out["cases"][2]["error"]
+    assert out["cases"][3]["error"].startswith("BundleError") and "predict graph differs" in out["cases"][3]["error"]
+
+
 def known_and_strange(rng):
     """Queries for the open-set score: a copy of a support drawing (like a class), drawing-like
     strokes, and uniform noise (like none)."""
@@ -128,14 +159,15 @@ def known_and_strange(rng):
 @pytest.mark.slow
 def test_engine_js_gives_the_python_unknown_scores(tmp_path):
     """Non-transductive and transductive (the score still from the per-query batches), 3 and 6 classes;
-    without a section, and for the random start, there is no score."""
+    without a section, and for a comparison start, there is no score."""
     node = node_or_skip()
     path = open_set_bundle(tmp_path)
     bundle = load_bundle(path)
     rng = np.random.default_rng(11)
     settings = [(3, 1, 4, "adam", False, 10), (6, 2, 3, "adam", True, 10)]
     cases = adapt_cases(bundle, rng, settings, queries_of=known_and_strange(rng))
-    cases.append({**cases[0], "init": "random", "reference": None})
+    if (COMPARISON / "model.json").is_file():
+        cases.append({**cases[0], "start": str(COMPARISON), "reference": None})
     out = run_node(node, SCRIPT, engine_spec(path, cases), tmp_path)
     for case, got in zip(cases[:2], out["cases"], strict=False):
         ref = case["reference"]
@@ -144,7 +176,8 @@ def test_engine_js_gives_the_python_unknown_scores(tmp_path):
         limit = open_set.threshold(bundle.open_set, open_set.task_setting(case["labels"], max(case["labels"]) + 1))
         clear = np.abs(ref.unknown_scores - limit) > 1e-3  # a score this close to the threshold may go either way
         assert np.array_equal(np.array(got["unknown"])[clear], ref.unknown[clear])
-    assert out["cases"][2]["unknownScores"] is None and out["cases"][2]["unknown"] is None
+    for got in out["cases"][2:]:  # a comparison start has no score
+        assert got["unknownScores"] is None and got["unknown"] is None
     plain = bundle_with_open_set(BUNDLE, tmp_path / "plain", section=None)
     out = run_node(node, SCRIPT, engine_spec(plain, cases[:1]), tmp_path)
     assert out["cases"][0]["unknownScores"] is None and out["cases"][0]["unknown"] is None

@@ -52,7 +52,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--train-shots", type=positive_int)
     group.add_argument("--inner-batch", type=positive_int)
     group.add_argument("--inner-iters", type=positive_int)
-    group.add_argument("--lr", type=positive_float, help="inner Adam step size")
+    group.add_argument("--lr", type=positive_float, help="inner step size (Adam's or SGD's)")
+    group.add_argument(
+        "--inner-optimizer",
+        choices=["adam", "sgd"],
+        help="the inner loop's steps, in meta-training and fine-tuning: TensorFlow-style Adam with beta1 = 0 "
+        "(default) or plain SGD, theta <- theta - lr g (the reference's --sgd; --adam-state changes nothing then)",
+    )
     group.add_argument("--meta-step", type=unit_float)
     group.add_argument("--meta-step-final", type=unit_float)
     group.add_argument("--meta-batch", type=positive_int)
@@ -70,6 +76,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         choices=["shared", "separate"],
         help="fomaml and maml: take the meta-gradient on the last inner mini-batch (shared, default) or "
         "on --inner-batch examples of the task that no inner step uses (separate)",
+    )
+    group.add_argument(
+        "--replacement",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw each inner mini-batch afresh, distinct examples of the task, as the reference's --replacement "
+        "(default: walk through shuffles of the task's examples, batch after batch)",
     )
     group.add_argument(
         "--adam-state",
@@ -255,7 +268,11 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     base.add_argument("--data-dir", type=Path, help="where the dataset zips are (downloaded if missing)")
     base.add_argument("--out", type=Path, help="run directory (default: runs/joint-<preset>)")
     base.add_argument(
-        "--steps", type=positive_int, default=20_000, help="Adam steps (default 20000, ~25 min of 1 CPU thread)"
+        "--steps",
+        type=nonnegative_int,
+        default=20_000,
+        help="Adam steps (default 20000, ~25 min of 1 CPU thread); 0 writes the untrained start, the random "
+        "initialization joint training and Reptile begin from, as the checkpoint",
     )
     base.add_argument("--batch-size", type=positive_int, default=64)
     base.add_argument(

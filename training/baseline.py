@@ -151,8 +151,30 @@ def train_joint(
     folder.begin(start, "step", run, data.test_classes)
 
     end = last_step(steps, stop_after)
-    bar = progress_bar(steps, start, "joint-train", "step") if progress else None
     elapsed_s = Stopwatch(elapsed)
+
+    def checkpoint(done: int) -> None:
+        """The evaluation state after `done` steps, and all that a resumed run needs."""
+        save_checkpoint(
+            folder.checkpoint,
+            config=config.to_dict(),
+            spec=spec.to_dict(),
+            state=evaluation_state(config, params),
+            iteration=done,
+            rng=rng,
+            elapsed_s=elapsed_s(),
+            extra={
+                "joint": {
+                    "settings": settings,
+                    "spec": joint_spec.to_dict(),
+                    "params": [p.detach().clone() for p in params],
+                    "optimizer": optimizer.state_dict(),
+                    "window": (loss_sum, correct, seen),
+                }
+            },
+        )
+
+    bar = progress_bar(steps, start, "joint-train", "step") if progress else None
     with folder.metrics_log() as metrics:
         for step in range(start, end):
             index = rng.integers(0, flat_images.shape[0], batch_size)
@@ -191,24 +213,9 @@ def train_joint(
             if bar:
                 bar.update(1)
             if due(done, config.checkpoint_interval, end):
-                save_checkpoint(
-                    folder.checkpoint,
-                    config=config.to_dict(),
-                    spec=spec.to_dict(),
-                    state=evaluation_state(config, params),
-                    iteration=done,
-                    rng=rng,
-                    elapsed_s=elapsed_s(),
-                    extra={
-                        "joint": {
-                            "settings": settings,
-                            "spec": joint_spec.to_dict(),
-                            "params": [p.detach().clone() for p in params],
-                            "optimizer": optimizer.state_dict(),
-                            "window": (loss_sum, correct, seen),
-                        }
-                    },
-                )
+                checkpoint(done)
+    if start == end == 0:  # a 0-step run: its checkpoint is the start itself
+        checkpoint(0)
     if bar:
         bar.close()
     return evaluation_state(config, params)

@@ -2,7 +2,8 @@
 
 Each task: `ways` unseen classes, `shots` support drawings and one query drawing per class.
 The model fine-tunes from the meta-parameters (and, by default, the carried Adam state) for
-`iters` Adam steps on mini-batches of the support set, then predicts the queries:
+`iters` steps of the run's inner optimizer (Adam, or plain SGD) on mini-batches of the support
+set, then predicts the queries:
 transductive = all queries in one batch; non-transductive = each query in a batch with the
 support set (BatchNorm uses batch statistics, so this is what stops queries informing each other).
 """
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from .model import ModelSpec, forward
-from .reptile import InnerAdam, MetaState, grouped, inner_loop
+from .reptile import MetaState, grouped, inner_loop, make_inner_optimizer
 from .scores import MODE_NAMES, EvalResult, summarize
 from .tasks import TaskSampler, flatten_task, minibatch_order, to_tensor
 
@@ -52,6 +53,8 @@ def evaluate_modes(
     tasks: int,
     modes=(False, True),
     use_adam_state: bool = True,
+    inner_optimizer: str = "adam",
+    replacement: bool = False,
     chunk: int = 100,
     progress=None,
     resume: dict | None = None,
@@ -60,12 +63,13 @@ def evaluate_modes(
     """Accuracy on `tasks` random tasks for each prediction mode in `modes` (transductive: bool).
 
     Fine-tuning does not depend on the mode, so every mode is scored on the same fine-tuned
-    models: one fine-tuning per task, and the modes compare on identical tasks.
+    models: one fine-tuning per task, and the modes compare on identical tasks. inner_optimizer and
+    replacement: the run's (Config.inner_optimizer, Config.replacement), as the reference fine-tunes.
 
     After every chunk, on_chunk(progress) gets {"rng": the generator's state, "scores": {mode name:
     [score of each task so far]}}; passing that back as `resume` (same settings and chunk) continues
     the evaluation with exactly the tasks and scores of an uninterrupted one."""
-    adam = InnerAdam(lr=lr)
+    optimizer = make_inner_optimizer(inner_optimizer, lr)
     device = state.params[0].device
     correct = {mode: [] for mode in modes}
     if resume:
@@ -81,7 +85,7 @@ def evaluate_modes(
         support, labels = flatten_task(images[:, :, :shots])
         queries = to_tensor(images[:, :, shots]).to(device)
         support, labels = to_tensor(support).to(device), torch.from_numpy(labels).to(device)
-        order = minibatch_order(rng, groups, support.shape[1], inner_batch, inner_iters)
+        order = minibatch_order(rng, groups, support.shape[1], inner_batch, inner_iters, replacement=replacement)
         for part in range(0, groups, at_once):  # the chunk's tasks and draws, computed in parts
             tasks_here = slice(part, part + at_once)
             size = min(at_once, groups - part)
@@ -91,7 +95,7 @@ def evaluate_modes(
             else:
                 v, t = [torch.zeros_like(p) for p in params], 0
             params, _, _ = inner_loop(
-                spec, adam, params, v, t, support[tasks_here], labels[tasks_here], order[:, tasks_here]
+                spec, optimizer, params, v, t, support[tasks_here], labels[tasks_here], order[:, tasks_here]
             )
             for mode in modes:
                 predicted = predict_queries(spec, params, support[tasks_here], queries[tasks_here], mode)

@@ -101,6 +101,8 @@ def evaluate_checkpoint(
             tasks=settings.tasks,
             modes=MODES[settings.mode],
             use_adam_state=settings.adam_state == "carry",
+            inner_optimizer=config.inner_optimizer,  # fine-tune as the run was trained to: Adam or SGD
+            replacement=config.replacement,
             progress=bar.update if bar else None,
             resume=saved.resume(split) if saved else None,
             on_chunk=saved.saver(split) if saved else None,
@@ -125,6 +127,7 @@ def evaluate_checkpoint(
             "checkpoint": str(checkpoint),
             "iteration": payload["iteration"],
             "adam_state": settings.adam_state,
+            "inner_optimizer": config.inner_optimizer,
             "settings": fine_tuning,
             "devices": devices,
             "results": rows,

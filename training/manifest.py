@@ -75,11 +75,19 @@ def versions() -> dict:
     return found
 
 
-def short_run_warning(iteration: int, meta_iters: int) -> str | None:
+def short_run_warning(iteration: int, meta_iters: int, unit: str = "meta-iterations") -> str | None:
     """The bundle's warning when training stopped before meta_iters, else None."""
     if iteration < meta_iters:
-        return f"trained for only {iteration} of {meta_iters} meta-iterations: not the real model"
+        return f"trained for only {iteration} of {meta_iters} {unit}: not the real model"
     return None
+
+
+def planned_iterations(config: Config, run_config: dict | None) -> int:
+    """How long the run was to train: meta_iters, or a joint-training run's steps (training/baseline.py
+    records them in config.json; its checkpoints keep the preset's meta_iters, which it never runs)."""
+    if config.algorithm == "joint" and run_config and "baseline" in run_config:
+        return int(run_config["baseline"]["steps"])
+    return config.meta_iters
 
 
 def build_manifest(
@@ -95,11 +103,16 @@ def build_manifest(
     config = Config.from_dict(payload["config"])
     spec = ModelSpec(**payload["spec"])
     iteration = int(payload["iteration"])
-    warning = short_run_warning(iteration, config.meta_iters)
+    planned = planned_iterations(config, run_config)
+    warning = short_run_warning(iteration, planned, "steps" if config.algorithm == "joint" else "meta-iterations")
     signatures = graph_signatures(spec)
     data_hashes = {k: v for k, v in (run_config or {}).items() if k.endswith("_sha256")}
-    # train.py records every start and resume of the run: the first is the training command
+    # train.py records every start and resume of the run: the first is the training command;
+    # baseline.py records its one command and device at the top level
     sessions = list((run_config or {}).get("sessions") or [])
+    if not sessions and (run_config or {}).get("command"):
+        keys = ("command", "device", "processes", "threads", "torch", "python", "machine")
+        sessions = [{key: run_config.get(key) for key in keys} | {"from_iteration": 0}]
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -155,7 +168,9 @@ def build_manifest(
             "lr": (adaptation or {}).get("lr", config.lr),
             "eps": ADAM_EPS,
             "batch": "the full support set at every step",
-            "adam_state": f"carried: start from weights {ADAM_V_PREFIX}* and t = adam_t",
+            "adam_state": f"carried: start from weights {ADAM_V_PREFIX}* and t = adam_t"
+            if payload["adam_t"]
+            else f"fresh: weights {ADAM_V_PREFIX}* are 0 and adam_t is 0 (the training carried no inner-Adam state)",
             "transductive": config.transductive,
             "prediction": (
                 "non-transductive: each query in one batch with the support set (its row is the last); "
@@ -177,7 +192,7 @@ def build_manifest(
             "checkpoint": str(checkpoint_path),
             "checkpoint_sha256": sha256_file(checkpoint_path),
             "iteration": iteration,
-            "meta_iters": config.meta_iters,
+            "meta_iters": planned,
             "elapsed_s": payload.get("elapsed_s"),
             "training_config": config.to_dict(),
             "command": sessions[0].get("command") if sessions else None,

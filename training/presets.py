@@ -5,7 +5,8 @@ The plain names (`omniglot-5w1s`, ..., `miniimagenet-5w5s`) are the paper's fina
 the reference README lists as "the commands used for the paper". The same names with `-v1`
 (`omniglot-5w1s-v1`, ...) are the commands of the paper's first arXiv version, which that README
 listed before June 2018: a hyperparameter search's results; the runs kept in checkpoints/ were
-trained with them and did well (docs/results.md). tests/test_presets.py pins both.
+trained with them and did well (docs/results.md). The `ablation-` names are the README's runs
+comparing inner-loop gradient combinations (plain SGD). tests/test_presets.py pins all three.
 `SINE_PRESETS` holds the paper's sine-wave toy (`SineConfig`, run by `python -m training sine`).
 """
 
@@ -20,7 +21,8 @@ class Config:
     train_shots: int = 10  # shots per class in a meta-training task
     inner_batch: int = 10
     inner_iters: int = 5
-    lr: float = 0.001  # inner Adam step size
+    lr: float = 0.001  # inner step size
+    inner_optimizer: str = "adam"  # adam (TensorFlow-style, beta1 = 0) | sgd (plain, the reference's --sgd)
     meta_step: float = 1.0  # annealed linearly to meta_step_final
     meta_step_final: float = 0.0
     meta_batch: int = 5
@@ -30,6 +32,7 @@ class Config:
     transductive: bool = False
     algorithm: str = "reptile"  # reptile | fomaml | maml (second order, training/maml.py)
     final_batch: str = "shared"  # fomaml/maml: meta-gradient on the last inner batch, or on a separate one
+    replacement: bool = False  # each inner mini-batch drawn afresh (the reference's --replacement)
     carry_adam_state: bool = True  # the reference code's behaviour; False = a fresh Adam per task
     batched: bool = True  # all tasks of a meta-batch through grouped kernels; False = the plain per-task loop
     sequential_adam_state: bool = False  # per-task loop only: pass the Adam state task to task (reference)
@@ -300,7 +303,45 @@ _FIRST_VERSION = {
     ),
 }
 
-PRESETS = {**_PAPER, **{f"{name}-v1": config for name, config in _FIRST_VERSION.items()}}
+# The paper's ablation of inner-loop gradient combinations: the reference README's "Comparing
+# different inner-loop gradient combinations" runs, named after their checkpoints (g1_g2_ckpt ->
+# ablation-g1-g2). Plain SGD; k inner steps on 5k training shots a class in batches of 25, so the k
+# batches go through the task's examples once and never overlap; `reptile` sums all k steps
+# (g1 + ... + gk, scaled by the meta step: 0.25, or 0.25 / k for half_, third_, fourth_) and
+# `fomaml` with the shared final batch is the reference's --foml, the last gradient gk only. The
+# reference parser's defaults fill the rest: 5-way, evaluated 5-shot, meta-batch 1. Its
+# --eval-interval 1 (one task a split every iteration) becomes 100 tasks every 100 iterations: as
+# many evaluation tasks, batched (eval_interval and eval_tasks do not change the weights).
+_ABLATION = dict(
+    **_OMNIGLOT,
+    ways=5,
+    shots=5,
+    inner_optimizer="sgd",
+    seed=0,
+    inner_batch=25,
+    lr=0.003,
+    meta_step_final=0.0,
+    meta_batch=1,
+    meta_iters=40_000,
+    eval_batch=25,
+    eval_iters=5,
+    eval_interval=100,
+    eval_tasks=100,
+)
+ABLATION_PRESETS = {
+    "ablation-g1": Config(**_ABLATION, inner_iters=1, train_shots=5, meta_step=0.25),
+    "ablation-g1-g2": Config(**_ABLATION, inner_iters=2, train_shots=10, meta_step=0.25),
+    "ablation-half-g1-g2": Config(**_ABLATION, inner_iters=2, train_shots=10, meta_step=0.125),
+    "ablation-g2": Config(**_ABLATION, algorithm="fomaml", inner_iters=2, train_shots=10, meta_step=0.25),
+    "ablation-g1-g2-g3": Config(**_ABLATION, inner_iters=3, train_shots=15, meta_step=0.25),
+    "ablation-third-g1-g2-g3": Config(**_ABLATION, inner_iters=3, train_shots=15, meta_step=0.08325),
+    "ablation-g3": Config(**_ABLATION, algorithm="fomaml", inner_iters=3, train_shots=15, meta_step=0.25),
+    "ablation-g4": Config(**_ABLATION, algorithm="fomaml", inner_iters=4, train_shots=20, meta_step=0.25),
+    "ablation-g1-g2-g3-g4": Config(**_ABLATION, inner_iters=4, train_shots=20, meta_step=0.25),
+    "ablation-fourth-g1-g2-g3-g4": Config(**_ABLATION, inner_iters=4, train_shots=20, meta_step=0.0625),
+}
+
+PRESETS = {**_PAPER, **{f"{name}-v1": config for name, config in _FIRST_VERSION.items()}, **ABLATION_PRESETS}
 
 
 @dataclass(frozen=True)

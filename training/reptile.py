@@ -11,6 +11,8 @@ state (v, t), runs `inner_iters` Adam steps on its own mini-batches, and ends at
   starts from v = 0, t = 0 (a fresh Adam per task). The reference runs the tasks one after
   another, so its v passes from task to task; `per_task_meta_step(..., sequential_state=True)`
   does that, for measuring the difference.
+  Plain SGD inner steps (InnerSGD, the reference's --sgd) have no state: v and t are left as
+  they are, whatever carry_state says.
 FOMAML's and MAML's last mini-batch (the final batch) is the last of the order it is given:
 tasks.minibatch_order(..., separate_final=True) makes it one that no earlier step uses.
 `meta_step` runs all tasks through one set of grouped kernels; `per_task_meta_step` is the
@@ -20,6 +22,7 @@ Under torch.distributed each rank runs a slice of the tasks and the sums are all
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.distributed as dist
@@ -40,6 +43,7 @@ class InnerAdam:
     lr: float
     beta2: float = 0.999
     eps: float = 1e-8
+    has_state: ClassVar[bool] = True  # v and t: carried across tasks or reset per task
 
     def step(self, params: list, grads: list, v: list, t) -> None:
         """In place, for step number t (1-based): an int, or a 0-dim tensor on the parameters'
@@ -66,6 +70,33 @@ class InnerAdam:
             for p, g, x in zip(params, grads, v, strict=True)
         ]
         return params, v
+
+
+@dataclass
+class InnerSGD:
+    """Plain gradient descent, theta <- theta - lr g (the reference's --sgd). InnerAdam's interface:
+    v and t are accepted and left untouched, so the meta-iteration runs either optimizer."""
+
+    lr: float
+    has_state: ClassVar[bool] = False
+
+    def step(self, params: list, grads: list, v: list, t) -> None:
+        """In place."""
+        torch._foreach_add_(params, grads, alpha=-self.lr)
+
+    def stepped(self, params: list, grads: list, v: list, t: int) -> tuple:
+        """step out of place and differentiable in params and grads (for MAML) -> (params, v)."""
+        return [p - self.lr * g for p, g in zip(params, grads, strict=True)], v
+
+
+INNER_OPTIMIZERS = {"adam": InnerAdam, "sgd": InnerSGD}
+
+
+def make_inner_optimizer(name: str, lr: float):
+    """The inner loop's optimizer by name (Config.inner_optimizer): adam or sgd."""
+    if name not in INNER_OPTIMIZERS:
+        raise ValueError(f"unknown inner optimizer {name!r}: expected one of {', '.join(INNER_OPTIMIZERS)}")
+    return INNER_OPTIMIZERS[name](lr=lr)
 
 
 @dataclass
@@ -124,7 +155,7 @@ def _all_reduce_sum(tensors: list) -> None:
 
 def meta_step(
     spec: ModelSpec,
-    adam: InnerAdam,
+    adam: InnerAdam | InnerSGD,
     state: MetaState,
     images,
     labels,
@@ -139,6 +170,7 @@ def meta_step(
     returns the inner losses [iters, G] (the last row: the final batch's, before its step).
 
     total_tasks: the meta-batch size over all ranks (default: G, a single process)."""
+    carry_state = carry_state and adam.has_state
     groups = images.shape[0]
     total_tasks = total_tasks or groups
     theta = [p.detach() for p in state.params]
@@ -183,7 +215,7 @@ def apply_meta_update(
 
 def per_task_meta_step(
     spec: ModelSpec,
-    adam: InnerAdam,
+    adam: InnerAdam | InnerSGD,
     state: MetaState,
     images,
     labels,
@@ -195,6 +227,7 @@ def per_task_meta_step(
 ) -> torch.Tensor:
     """The plain loop: one task at a time, one model (G = 1) each. With sequential_state the
     Adam state passes from task to task as in the reference code instead of being averaged."""
+    carry_state = carry_state and adam.has_state
     theta = [p.detach() for p in state.params]
     deltas, v_out, all_losses = [], [], []
     v_running, t_running = state.adam_v, state.adam_t

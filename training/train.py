@@ -1,6 +1,7 @@
 """The meta-training run: resumable, checkpointed, logged as JSON lines, single or multi-process."""
 
 import os
+import time
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from .data import load_task_data
 from .evaluate import evaluate
 from .model import PRESET_MODELS, ModelSpec, init_params
 from .presets import Config
-from .reptile import ALGORITHMS, InnerAdam, MetaState, meta_step, per_task_meta_step
+from .reptile import ALGORITHMS, INNER_OPTIMIZERS, MetaState, make_inner_optimizer, meta_step, per_task_meta_step
 from .run_folder import RunFolder, Stopwatch, due, last_step, machine, progress_bar
 from .tasks import flatten_task, minibatch_order, to_tensor
 
@@ -35,9 +36,11 @@ def meta_step_size(config: Config, iteration: int) -> float:
 
 
 def check_algorithm(config: Config) -> None:
-    """Refuse, naming the flag, an algorithm setting the meta-iteration cannot run."""
+    """Refuse, naming the flag, an algorithm or sampling setting the meta-iteration cannot run."""
     if config.algorithm not in ALGORITHMS:
         raise ValueError(f"--algorithm {config.algorithm!r}: expected one of {', '.join(ALGORITHMS)}")
+    if config.inner_optimizer not in INNER_OPTIMIZERS:
+        raise ValueError(f"--inner-optimizer {config.inner_optimizer!r}: expected one of {', '.join(INNER_OPTIMIZERS)}")
     if config.final_batch not in ("shared", "separate"):
         raise ValueError(f"--final-batch {config.final_batch!r}: expected shared or separate")
     if config.final_batch == "separate":
@@ -49,6 +52,24 @@ def check_algorithm(config: Config) -> None:
                 f"--final-batch separate sets aside --inner-batch {config.inner_batch} of a task's {examples} "
                 "examples (--ways x --train-shots) and needs some left for the inner loop"
             )
+    if config.replacement:
+        _check_draws(config)
+
+
+def _check_draws(config: Config) -> None:
+    """With --replacement every mini-batch is distinct examples: it must fit in what it is drawn from."""
+    pool = config.ways * config.train_shots - (config.inner_batch if config.final_batch == "separate" else 0)
+    if config.inner_batch > pool:
+        raise ValueError(
+            f"--replacement draws each mini-batch of --inner-batch {config.inner_batch} distinct examples from the "
+            f"task's {pool} (--ways x --train-shots, less a separate final batch)"
+        )
+    support = config.ways * config.shots
+    if config.eval_batch > support:
+        raise ValueError(
+            f"--replacement draws each evaluation mini-batch of --eval-batch {config.eval_batch} distinct examples "
+            f"from the {support} of a task's support set (--ways x --shots)"
+        )
 
 
 def init_distributed(device: str) -> tuple:
@@ -91,6 +112,8 @@ def live_eval(spec, config, state, data, iteration) -> dict:
             tasks=config.eval_tasks,
             transductive=config.transductive,
             use_adam_state=config.carry_adam_state,
+            inner_optimizer=config.inner_optimizer,
+            replacement=config.replacement,
         )
         result[f"{name}_accuracy"] = r.accuracy
     return result
@@ -154,11 +177,12 @@ def train(
         run = {"config": config.to_dict(), "model": spec.to_dict(), **data.provenance, "sessions": sessions}
         folder.begin(start, "iteration", run, data.test_classes)
 
-    adam = InnerAdam(lr=config.lr)
+    adam = make_inner_optimizer(config.inner_optimizer, config.lr)
+    carry_state = config.carry_adam_state and adam.has_state  # SGD has no state: it stays as it is
     batched_step = (
-        GraphedMetaStep(spec, adam, config.algorithm, config.carry_adam_state)
+        GraphedMetaStep(spec, adam, config.algorithm, carry_state)
         if cuda_graph
-        else partial(meta_step, spec, adam, algorithm=config.algorithm, carry_state=config.carry_adam_state)
+        else partial(meta_step, spec, adam, algorithm=config.algorithm, carry_state=carry_state)
     )
     n = config.ways * config.train_shots
     end = last_step(config.meta_iters, stop_after)
@@ -170,7 +194,13 @@ def train(
         images, _ = data.meta_train.sample(rng, config.meta_batch, config.ways, config.train_shots)
         images, labels = flatten_task(images)
         order = minibatch_order(
-            rng, config.meta_batch, n, config.inner_batch, config.inner_iters, config.final_batch == "separate"
+            rng,
+            config.meta_batch,
+            n,
+            config.inner_batch,
+            config.inner_iters,
+            config.final_batch == "separate",
+            config.replacement,
         )
         local = slice(rank * config.meta_batch // world, (rank + 1) * config.meta_batch // world)
         images, labels = to_tensor(images[local]).to(device), torch.from_numpy(labels[local]).to(device)
@@ -187,7 +217,7 @@ def train(
                 order,
                 step_size,
                 config.algorithm,
-                config.carry_adam_state,
+                carry_state,
                 config.sequential_adam_state,
             )
         loss_sum += losses[-1].detach().mean() / config.inner_batch  # a tensor: read once per row, no sync per step
@@ -205,7 +235,11 @@ def train(
             }
             loss_sum, loss_count = 0.0, 0
         if due(done, config.eval_interval, config.meta_iters):
-            row = (row or {"iteration": done}) | live_eval(spec, config, state, data, done)
+            row = row or {"iteration": done, "elapsed_s": elapsed_s()}
+            evaluation_started = time.perf_counter()
+            row |= live_eval(spec, config, state, data, done)
+            # the estimate's own seconds: elapsed_s less the earlier ones is the training's time
+            row["eval_s"] = time.perf_counter() - evaluation_started
             if bar:
                 bar.set_postfix(train=f"{row['train_accuracy']:.3f}", test=f"{row['test_accuracy']:.3f}")
         if row:

@@ -14,12 +14,26 @@ const base = pathToFileURL(spec.bundle.endsWith("/") ? spec.bundle : `${spec.bun
 const fetchBytes = async (url) => new Uint8Array(readFileSync(new URL(url)));
 const model = await Model.load(ort, base, { fetchBytes });
 const out = { cases: [] };
+// c.start: another bundle folder, adapted as a comparison start (its weights on this model's graphs);
+// its refusal is reported as {error}. c.trace: also Model.trace's probabilities after each step.
 for (const c of spec.cases) {
-  const result = await model.adapt({ support: c.support.map((a) => Float32Array.from(a)), labels: c.labels,
+  let start = model;
+  if (c.start) {
+    const folder = pathToFileURL(`${c.start}/`).href;
+    try {
+      start = await model.loadStart({ manifest: new URL("model.json", folder).href,
+        weights: new URL("weights.safetensors", folder).href }, { fetchBytes });
+    } catch (error) {
+      out.cases.push({ error: `${error.name}: ${error.message}` });
+      continue;
+    }
+  }
+  const settings = { support: c.support.map((a) => Float32Array.from(a)), labels: c.labels,
     queries: c.queries.map((a) => Float32Array.from(a)), steps: c.steps, lr: c.lr, optimizer: c.optimizer,
-    transductive: c.transductive, init: c.init ?? "meta" });
+    transductive: c.transductive };
+  const result = await start.adapt(settings);
   out.cases.push({ probabilities: result.probabilities, losses: result.losses, predictions: result.predictions,
-    unknownScores: result.unknownScores, unknown: result.unknown });
+    unknownScores: result.unknownScores, unknown: result.unknown, trace: c.trace ? await start.trace(settings) : null });
 }
 // the head rule for a class count other than the trained one, on the raw weights
 const tensors = parseSafetensors(readFileSync(new URL("weights.safetensors", base)));

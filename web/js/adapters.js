@@ -15,6 +15,7 @@ export class BrowserAdapter {
     this.nextId = 1;
     this.pending = new Map(); // id -> {resolve, reject, onStep}
     this.place = "browser";
+    this.onTrace = null; // (id, trace or null): each result's step-by-step probabilities, which follow it
   }
 
   // Lazy: the worker, the runtime and the model are fetched on the first call.
@@ -58,18 +59,24 @@ export class BrowserAdapter {
       reject(new Error(data.message));
       return;
     }
+    if (data.type === "trace" || data.type === "trace-error") {
+      this.onTrace?.(data.id, data.trace ?? null); // after the result: see app.js
+      return;
+    }
     const entry = this.pending.get(data.id);
     if (!entry) return;
     if (data.type === "step") entry.onStep(data.which, data.k, data.loss);
     else {
       this.pending.delete(data.id);
-      if (data.type === "result") entry.resolve({ ...data.results.meta, compare: data.results.random || null, computeMs: data.elapsedMs });
+      const { meta, compare } = data.results ?? {};
+      if (data.type === "result") entry.resolve({ ...meta, compare: compare || null, computeMs: data.elapsedMs, id: data.id });
       else if (data.type === "cancelled") entry.reject(new Cancelled());
       else entry.reject(new Error(data.message));
     }
   }
 
-  // request: {support, labels, queries, classes, steps, lr, compare}; -> {run: Promise, cancel()}
+  // request: {support, labels, queries, classes, steps, lr, optimizer, transductive, compare (null or a
+  // comparison start's {name, manifest, weights} URLs)}; -> {run: Promise, cancel()}
   start(request, onStep) {
     const id = this.nextId++;
     let cancelled = false;
@@ -156,6 +163,8 @@ export class ServerAdapter {
     };
     if (request.steps != null) body.steps = request.steps;
     if (request.lr != null) body.lr = request.lr;
+    if (request.optimizer != null) body.optimizer = request.optimizer;
+    if (request.transductive != null) body.transductive = request.transductive;
     const run = Promise.resolve().then(() => this.send(JSON.stringify(body), controller.signal, onStep, onWait));
     return { run, cancel: () => controller.abort() };
   }

@@ -1,8 +1,10 @@
 // The demo page's entry point: its state, and the wiring of the modules that make it up.
 // The drawings (board.js) re-adapt after each stroke (newest request only) in the browser or on the
-// server (adapters.js); loss chart, prediction bars (results.js), save / load / share (share.js),
-// embed messages (embed.js), projector mode, offline use (offline.js). Configuration comes from the
-// page's #demo[data-config] (read by startup.js): no inline script.
+// server (adapters.js); loss chart, prediction bars (results.js) and the step they show
+// (adaptation_step.js), save / load / share (share.js), embed messages (embed.js), projector mode,
+// offline use (offline.js). Configuration comes from the page's #demo[data-config] (read by
+// startup.js): no inline script.
+import { StepSlider } from "./adaptation_step.js";
 import { Scheduler, ServerAdapter } from "./adapters.js";
 import { Board, MAX_TESTS } from "./board.js";
 import { LossChart } from "./chart.js";
@@ -40,28 +42,44 @@ const state = {
 const server = staticSite ? null : new ServerAdapter(urls.api);
 const adapterFor = (mode) => (mode === "server" ? server : browser);
 const chart = new LossChart($("#chart"));
-const showPredictions = () => renderPredictions(state.lastResult, board.classes, board.tests);
+const showPredictions = () => renderPredictions(state.lastResult, board.classes, board.tests, slider.step);
+const slider = new StepSlider(showPredictions);
 const board = new Board({ limits, shots: config.settings.shots, onEdit: schedule, redrawPredictions: showPredictions });
 const settings = new Settings({
   mode: staticSite ? "browser" : config.settings.mode,
-  // ?steps=N overrides the model's default number of steps (also settable on the page)
-  steps: Number(new URLSearchParams(location.search).get("steps")) || model.adaptation?.steps || 100,
+  steps: model.adaptation?.steps || 100,
+  optimizer: model.adaptation?.optimizer ?? "adam",
   lr: model.adaptation?.lr ?? 0.001,
+  transductive: model.adaptation?.transductive ?? false,
   limits,
   maxLr: model.limits?.max_lr ?? 1,
+  comparisons: model.comparisons ?? {},
+  accuracy: model.accuracy,
   staticSite,
   onChange: () => schedule(),
 });
 
-// The drawings and settings, as drawings.js's toDocument() takes them (a save file, a share link).
-function snapshot() {
-  return { settings: { shots: board.shots, ...settings.values() }, ...board.strokes() };
+// The page's URL may set what the page also offers: ?steps=N, ?optimizer=adam|sgd, ?lr=X,
+// ?transductive=1, ?compare=none|joint|random and ?step=K (the adaptation step the bars show).
+function settingsFromUrl() {
+  const query = new URLSearchParams(location.search);
+  const number = (name) => (query.has(name) ? Number(query.get(name)) : undefined);
+  const flag = query.get("transductive");
+  return { steps: number("steps"), optimizer: query.get("optimizer") ?? undefined, lr: number("lr"),
+    transductive: flag === null ? undefined : flag === "1" || flag === "true", compare: query.get("compare") ?? undefined,
+    step: number("step") };
 }
 
-// saved: fromDocument()'s reading of a save file or a share link
+// The drawings and settings, as drawings.js's toDocument() takes them (a save file, a share link).
+function snapshot() {
+  return { settings: { shots: board.shots, ...settings.values(), step: slider.chosen }, ...board.strokes() };
+}
+
+// saved: fromDocument()'s reading of a save file or a share link (or the URL's settings alone)
 function restore(saved) {
   settings.apply(saved.settings);
-  board.restore(saved);
+  if (saved.settings.step !== undefined) slider.choose(saved.settings.step);
+  if (saved.classes) board.restore(saved);
 }
 
 // ------------------------------------------------------------------ adaptation
@@ -82,10 +100,14 @@ function schedule(penUp = performance.now()) {
     showPredictions();
     return;
   }
+  const browserMode = settings.mode === "browser";
   scheduler.submit(adapterFor(settings.mode), {
     support: task.support, labels: task.labels, queries: task.queries, classes: task.classes, steps: settings.steps,
-    lr: settings.lr, compare: settings.compare, queryIndex: task.queryIndex, triggeredAt: penUp || performance.now(),
-    names: board.classes.map((c) => c.name),
+    optimizer: settings.optimizer, lr: settings.lr,
+    // transductive prediction needs two test drawings or more: with one, it is classified as usual
+    transductive: settings.transductive && task.queries.length >= 2,
+    compare: browserMode ? settings.comparison : null, compareWith: browserMode ? settings.compare : "none",
+    queryIndex: task.queryIndex, triggeredAt: penUp || performance.now(), names: board.classes.map((c) => c.name),
   });
 }
 
@@ -109,9 +131,12 @@ const scheduler = new Scheduler({
   done(request, result, adapter) {
     root.classList.remove("busy");
     state.adaptations++;
-    state.lastResult = { ...result, queryIndex: request.queryIndex, names: request.names, place: adapter.place };
+    state.lastResult = { ...result, queryIndex: request.queryIndex, names: request.names, place: adapter.place,
+      compareWith: request.compareWith, trace: null };
     chart.set("meta", result.losses);
-    if (result.compare) chart.set("random", result.compare.losses);
+    if (result.compare) chart.set("compare", result.compare.losses);
+    showLegend(result.compare ? request.compareWith : "none");
+    slider.reset(result.losses.length);
     showPredictions();
     const shownAt = performance.now();
     const total = shownAt - request.triggeredAt;
@@ -139,6 +164,21 @@ const scheduler = new Scheduler({
     settings.offerTheOtherPlace(adapter.place);
   },
 });
+
+// Each browser result's replay (the probabilities before the first step and after each one) follows
+// it from the worker: the "Adaptation step" slider can then show any step.
+browser.onTrace = (id, trace) => {
+  if (!trace || state.lastResult?.id !== id) return;
+  state.lastResult.trace = trace;
+  slider.replayArrived();
+  root.dataset.replays = String(Number(root.dataset.replays || 0) + 1);
+  if (slider.step !== null) showPredictions();
+};
+
+function showLegend(compareWith) {
+  $("#compare-legend").hidden = compareWith === "none";
+  $("#compare-legend-text").textContent = compareWith === "joint" ? "joint-training start" : "random start";
+}
 
 // ------------------------------------------------------------------ controls
 $("#stop").addEventListener("click", () => scheduler.stop());
@@ -175,6 +215,7 @@ postHeightChanges();
 async function start() {
   settings.show();
   // startup.js has begun loading the browser runtime, if the page opens in browser mode
+  restore({ settings: settingsFromUrl() });
   await board.loadExamples(urls.examples);
   if (!(await restoreFromLink(restore, limits))) board.loadPresets(config.settings.classes);
   root.dataset.ready = "true";

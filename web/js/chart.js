@@ -17,7 +17,7 @@ export class LossChart {
     node("line", { x1: PAD, y1: H - PAD, x2: W - PAD, y2: H - PAD, class: "axis" }, this.svg);
     node("line", { x1: PAD, y1: PAD, x2: PAD, y2: H - PAD, class: "axis" }, this.svg);
     this.lines = {
-      random: node("polyline", { class: "loss random", points: "" }, this.svg),
+      compare: node("polyline", { class: "loss compare", points: "" }, this.svg),
       meta: node("polyline", { class: "loss meta", points: "" }, this.svg),
     };
     this.labelTop = node("text", { x: PAD + 3, y: PAD + 9, class: "chart-label" }, this.svg);
@@ -28,7 +28,7 @@ export class LossChart {
 
   reset(steps) {
     this.steps = Math.max(1, steps);
-    this.data = { meta: [], random: [] };
+    this.data = { meta: [], compare: [] };
     this.max = 0;
     this.draw();
   }
@@ -42,13 +42,13 @@ export class LossChart {
 
   set(which, losses) {
     this.data[which] = losses.slice();
-    this.max = Math.max(0, ...this.data.meta, ...this.data.random);
+    this.max = Math.max(0, ...this.data.meta, ...this.data.compare);
     this.draw();
   }
 
   draw() {
     const xOf = (k) => PAD + ((W - 2 * PAD) * k) / Math.max(1, this.steps - 1);
-    // log scale: the random start's loss is many times the meta-learned one's, and both stay readable
+    // log scale: a comparison start's loss is many times the meta-learned one's, and both stay readable
     const yOf = (v) => H - PAD - ((H - 2 * PAD - 10) * Math.log1p(v)) / (Math.log1p(this.max) || 1);
     for (const [which, line] of Object.entries(this.lines)) {
       line.setAttribute("points", this.data[which].map((v, k) => `${xOf(k).toFixed(1)},${yOf(v).toFixed(1)}`).join(" "));

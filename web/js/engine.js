@@ -65,18 +65,6 @@ export function buildHead(weight, bias, classes, trainedWays) {
   return [headWeight, headBias];
 }
 
-// A mulberry32 generator: the random initialisation of the comparison model is reproducible.
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const yieldToEvents = (() => {
   // A MessageChannel round trip lets queued messages (a newer request, a Stop) be handled between
   // steps without setTimeout's 4 ms clamping.
@@ -175,6 +163,33 @@ export class Model {
     }
   }
 
+  // A comparison start ("Compare with", docs/web.md): another bundle of this model's architecture
+  // and graphs, e.g. joint training's or a random initialization's. Only its model.json and weights
+  // are fetched (the weights' sha256 checked against that model.json); it runs on this model's
+  // sessions, so its graphs must take and give exactly what this model's do.
+  async loadStart({ manifest: manifestUrl, weights: weightsUrl }, { fetchBytes = defaultFetchBytes } = {}) {
+    const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(manifestUrl)));
+    Model.checkManifest(manifest);
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    const differs = same(manifest.architecture?.parameters, this.manifest.architecture.parameters)
+      ? Object.keys(this.manifest.graphs).find((g) => !same(manifest.graphs?.[g]?.inputs, this.manifest.graphs[g].inputs)
+        || !same(manifest.graphs?.[g]?.outputs, this.manifest.graphs[g].outputs))
+      : "parameters";
+    if (differs) {
+      const what = differs === "parameters" ? "parameters differ" : `${differs} graph differs`;
+      throw new BundleError(`${manifest.name}: its ${what} from ${this.manifest.name}'s, so it cannot run on those graphs`);
+    }
+    const entry = manifest.files?.[manifest.weights?.file];
+    if (!entry) throw new BundleError(`${manifest.name}'s model.json has no sha256 for its weights`);
+    const bytes = await fetchBytes(weightsUrl);
+    if ((await sha256Hex(bytes)) !== entry.sha256) {
+      throw new BundleError(`${manifest.name}'s weights do not match their sha256: a stale cache or a corrupted download; reload the page`);
+    }
+    const start = new Model(this.ort, manifest, parseSafetensors(bytes), this.session);
+    start.checkWeights();
+    return start;
+  }
+
   get defaults() {
     return this.manifest.adaptation;
   }
@@ -201,29 +216,6 @@ export class Model {
       [state[headW], state[headB]] = buildHead(state[headW], state[headB], classes, this.trainedWays);
     }
     return { params, v, t: this.manifest.weights.adam_t };
-  }
-
-  // A random initialisation (PyTorch's defaults: conv/linear weights U(-b, b) with b = 1/sqrt(fan_in),
-  // BatchNorm weight 1 and bias 0, linear bias U(-b, b)), Adam v = 0 and t = 0: "no meta-learning".
-  randomState(classes, seed = 1) {
-    const random = mulberry32(seed);
-    const params = {};
-    const v = {};
-    for (const name of this.paramNames) {
-      const shape = this.shape(name, classes);
-      const size = shape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(size);
-      if (name.startsWith("bn") && name.endsWith(".weight")) data.fill(1);
-      else if (name.startsWith("bn")) data.fill(0);
-      else {
-        const fanIn = name === "fc.bias" ? this.paramShapes["fc.weight"][1] : size / shape[0];
-        const bound = 1 / Math.sqrt(fanIn);
-        for (let i = 0; i < size; i++) data[i] = (random() * 2 - 1) * bound;
-      }
-      params[name] = data;
-      v[name] = new Float32Array(size);
-    }
-    return { params, v, t: 0 };
   }
 
   tensor(data, dims) {
@@ -268,63 +260,93 @@ export class Model {
     return { state: { params, v: optimizer === "adam" ? v : state.v, t: state.t + 1 }, loss: out.loss.data[0] };
   }
 
-  // support: Float32Array[] (784 each), labels: int[], queries: Float32Array[]; as Bundle.adapt.
-  // onStep(k, loss) after each step; shouldStop() is checked between steps (throws Cancelled).
-  // -> {probabilities, logits, predictions, losses, unknownScores (numbers), unknown (booleans), ...};
-  // unknownScores and unknown are null without an open-set section, and for a random start.
-  async adapt({ support, labels, queries, classes = null, steps, lr, optimizer, transductive, eps, init = "meta",
-    seed = 1, onStep = null, shouldStop = null }) {
+  // The task's settings with the model's defaults filled in, and the support set as one batch.
+  task({ support, labels, queries, classes = null, steps, lr, optimizer, transductive, eps }) {
     const d = this.defaults;
-    steps = steps ?? d.steps;
-    lr = lr ?? d.lr;
-    optimizer = optimizer ?? d.optimizer;
-    transductive = transductive ?? d.transductive;
-    eps = eps ?? this.manifest.optimizers.adam.eps;
     classes = classes ?? Math.max(...labels) + 1;
     if (support.length < 2) throw new RangeError("need at least 2 support drawings (BatchNorm uses batch statistics)");
     if (queries.length < 1) throw new RangeError("need at least one test drawing");
+    transductive = transductive ?? d.transductive;
     if (transductive && queries.length < 2) throw new RangeError("transductive prediction needs at least 2 test drawings");
-    const batch = support.length;
-    const images = new Float32Array(batch * 784);
+    const images = new Float32Array(support.length * 784);
     support.forEach((image, i) => {
       images.set(image, i * 784);
     });
-    let state = init === "random" ? this.randomState(classes, seed) : this.initialState(classes);
+    return { images, batch: support.length, labels, queries, classes, steps: steps ?? d.steps, transductive,
+      rule: { optimizer: optimizer ?? d.optimizer, lr: lr ?? d.lr, eps: eps ?? this.manifest.optimizers.adam.eps } };
+  }
+
+  // The adaptation: yields {state, k, loss} after each step k (0-based); shouldStop() is checked
+  // before every step (throws Cancelled).
+  async *steps(task, state, shouldStop) {
+    for (let k = 0; k < task.steps; k++) {
+      if (shouldStop && (await shouldStop())) throw new Cancelled();
+      const result = await this.step(state, task.images, task.labels, task.batch, task.classes, task.rule);
+      state = result.state;
+      yield { state, k, loss: result.loss };
+    }
+  }
+
+  // support: Float32Array[] (784 each), labels: int[], queries: Float32Array[]; as Bundle.adapt.
+  // onStep(k, loss) after each step; shouldStop() is checked between steps (throws Cancelled).
+  // -> {probabilities, logits, predictions, losses, unknownScores (numbers), unknown (booleans), ...};
+  // unknownScores and unknown are null without an open-set section (comparison starts have none).
+  async adapt({ onStep = null, shouldStop = null, ...settings }) {
+    const task = this.task(settings);
+    const { images, batch, labels, queries, classes, transductive } = task;
+    let state = this.initialState(classes);
     const losses = [];
     const started = performance.now();
-    for (let k = 0; k < steps; k++) {
-      if (shouldStop && (await shouldStop())) throw new Cancelled();
-      const result = await this.step(state, images, labels, batch, classes, { optimizer, lr, eps });
-      state = result.state;
-      losses.push(result.loss);
-      if (onStep) onStep(k, result.loss);
+    for await (const done of this.steps(task, state, shouldStop)) {
+      state = done.state;
+      losses.push(done.loss);
+      if (onStep) onStep(done.k, done.loss);
     }
     if (shouldStop && (await shouldStop())) throw new Cancelled();
-    // the open-set section was fitted on the meta-learned model: a random start has no score
-    const section = init === "meta" ? this.openSet : null;
+    const section = this.openSet;
     let probabilities;
     let logits;
     let each = null; // the per-query batches (support rows, then the query)
     if (!transductive || section) each = await this.predictEach(state.params, images, batch, queries, labels, classes, section);
-    if (transductive) {
-      const all = new Float32Array(queries.length * 784);
-      queries.forEach((q, i) => {
-        all.set(q, i * 784);
-      });
-      const out = await this.predict(state.params, all, queries.length, classes);
-      const row = (data, i) => Array.from(data.subarray(i * classes, (i + 1) * classes));
-      probabilities = queries.map((_, i) => row(out.probabilities, i));
-      logits = queries.map((_, i) => row(out.logits, i));
-    } else {
-      ({ probabilities, logits } = each);
-    }
+    if (transductive) ({ probabilities, logits } = await this.predictTogether(state.params, queries, classes));
+    else ({ probabilities, logits } = each);
     // the score always reads the non-transductive batches: its thresholds were fitted on them
     const scores = section ? unknownScores(each.scoreInputs, section) : null;
     const limit = section ? threshold(section, taskSetting(labels, classes)) : null;
     const predictions = probabilities.map((p) => p.indexOf(Math.max(...p)));
     return { probabilities, logits, predictions, losses, elapsedMs: performance.now() - started,
       unknownScores: scores, unknown: scores ? scores.map((s) => s > limit) : null,
-      settings: { steps, lr, optimizer, transductive, init } };
+      settings: { steps: task.steps, ...task.rule, transductive, start: this.manifest.name } };
+  }
+
+  // The same adaptation as adapt(), replayed with the queries' probabilities before the first step and
+  // after each one (the page's "Adaptation step"): -> [steps + 1][queries][classes]. A replay rather than
+  // a record kept by adapt(), so the prediction the page waits for costs nothing more; it repeats
+  // adapt()'s computation exactly, so its last entry is adapt()'s probabilities.
+  async trace({ shouldStop = null, ...settings }) {
+    const task = this.task(settings);
+    const { images, batch, queries, classes, transductive } = task;
+    const probabilities = async (params) => (transductive
+      ? await this.predictTogether(params, queries, classes)
+      : await this.predictEach(params, images, batch, queries, task.labels, classes, null)).probabilities;
+    const state = this.initialState(classes);
+    const trace = [await probabilities(state.params)];
+    for await (const done of this.steps(task, state, shouldStop)) {
+      if (shouldStop && (await shouldStop())) throw new Cancelled();
+      trace.push(await probabilities(done.state.params));
+    }
+    return trace;
+  }
+
+  // All queries predicted in one batch (transductive) -> {probabilities, logits} per query.
+  async predictTogether(params, queries, classes) {
+    const all = new Float32Array(queries.length * 784);
+    queries.forEach((q, i) => {
+      all.set(q, i * 784);
+    });
+    const out = await this.predict(params, all, queries.length, classes);
+    const row = (data, i) => Array.from(data.subarray(i * classes, (i + 1) * classes));
+    return { probabilities: queries.map((_, i) => row(out.probabilities, i)), logits: queries.map((_, i) => row(out.logits, i)) };
   }
 
   // Each query predicted in one batch with the support set (its row last) -> {probabilities, logits}

@@ -1,6 +1,8 @@
 // The adaptation worker (a module Web Worker): onnxruntime-web's wasm build, loaded lazily on the
 // first "init", the bundle verified; then "adapt" requests, of which only the newest
-// runs: a newer request or a "cancel" stops the running one between two steps.
+// runs: a newer request or a "cancel" stops the running one between two steps. After each result it
+// replays the adaptation for the page's "Adaptation step" view ("trace"), unless a newer request or a
+// cancel stops it, and it loads a comparison start ("Compare with") the first time one is asked for.
 import { Cancelled } from "./cancelled.js";
 import { Model, yieldToEvents } from "./engine.js";
 
@@ -14,6 +16,7 @@ let info = null;
 let newest = 0;
 const cancelled = new Set();
 let running = Promise.resolve();
+const comparisonStarts = new Map(); // a comparison start's name -> the promise of its Model (loaded once)
 
 function configure(ort, threads, wasmPaths) {
   const isolated = self.crossOriginIsolated === true;
@@ -29,14 +32,15 @@ function configure(ort, threads, wasmPaths) {
   return { ort, numThreads, isolated };
 }
 
+async function fetchFile(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${new URL(url).pathname.split("/").pop()}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
 async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   const started = performance.now();
-  const fetchBytes = async (url) => {
-    const name = new URL(url).pathname.split("/").pop();
-    const response = await fetch(fileUrls?.[name] ? fileUrls[name] : url);
-    if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
-    return new Uint8Array(await response.arrayBuffer());
-  };
+  const fetchBytes = (url) => fetchFile(fileUrls?.[new URL(url).pathname.split("/").pop()] ?? url);
   const runtime = import(ortUrl).then((ort) => configure(ort, threads, wasmPaths));
   // the model downloads while the runtime loads
   const loaded = await Model.load(runtime.then((r) => r.ort), modelBase, { fetchBytes });
@@ -54,25 +58,38 @@ async function init({ ortUrl, wasmPaths, modelBase, fileUrls, threads }) {
   return info;
 }
 
-// -> {meta, random?}: each run's result as Model.adapt returns it (probabilities, losses, and the
-// open-set unknownScores and unknown, null for the random start), relayed to the page as they are.
-async function adapt(message) {
-  const { id } = message;
-  const shouldStop = async () => {
-    await yieldToEvents(); // lets a newer request or a cancel arrive
-    return cancelled.has(id) || newest !== id;
-  };
-  const runs = [{ which: "meta", init: "meta" }];
-  if (message.compare) runs.push({ which: "random", init: "random" });
-  const results = {};
-  for (const run of runs) {
-    results[run.which] = await model.adapt({
-      support: message.support, labels: message.labels, queries: message.queries, classes: message.classes,
-      steps: message.steps, lr: message.lr, init: run.init, seed: message.seed || 1, shouldStop,
-      onStep: (k, loss) => self.postMessage({ type: "step", id, which: run.which, k, loss }),
-    });
+// source: {name, manifest, weights} (URLs) -> the comparison start's Model, fetched on first use.
+function comparisonStart(source) {
+  if (!comparisonStarts.has(source.name)) {
+    const loading = model.loadStart(source, { fetchBytes: fetchFile });
+    loading.catch(() => comparisonStarts.delete(source.name)); // a failed load may be retried
+    comparisonStarts.set(source.name, loading);
   }
-  return results;
+  return comparisonStarts.get(source.name);
+}
+
+function settingsOf(message, shouldStop) {
+  const { support, labels, queries, classes, steps, lr, optimizer, transductive } = message;
+  return { support, labels, queries, classes, steps, lr, optimizer, transductive, shouldStop };
+}
+
+// -> {results: {meta, compare?}, starts}: each start's result as Model.adapt returns it (probabilities,
+// losses, and the open-set unknownScores and unknown, null for a comparison start), relayed to the page
+// as they are; starts: [which, Model] in that order. A comparison's weights download while the
+// meta-learned model adapts.
+async function adapt(message, shouldStop) {
+  const comparison = message.compare ? comparisonStart(message.compare) : null;
+  comparison?.catch(() => {}); // its failure is reported below, when awaited
+  const run = (which) => ({ ...settingsOf(message, shouldStop),
+    onStep: (k, loss) => self.postMessage({ type: "step", id: message.id, which, k, loss }) });
+  const starts = [["meta", model]];
+  const results = { meta: await model.adapt(run("meta")) };
+  if (comparison) {
+    const start = await comparison;
+    results.compare = await start.adapt(run("compare"));
+    starts.push(["compare", start]);
+  }
+  return { results, starts };
 }
 
 self.onmessage = async (event) => {
@@ -99,9 +116,21 @@ self.onmessage = async (event) => {
       await loading;
       if (!model) throw new Error("the model is not loaded");
       if (newest !== message.id || cancelled.has(message.id)) throw new Cancelled();
+      const shouldStop = async () => {
+        await yieldToEvents(); // lets a newer request or a cancel arrive
+        return cancelled.has(message.id) || newest !== message.id;
+      };
       const started = performance.now();
-      const results = await adapt(message);
+      const { results, starts } = await adapt(message, shouldStop);
       self.postMessage({ type: "result", id: message.id, results, elapsedMs: performance.now() - started, info });
+      // each start's probabilities before the first step and after each one, for the page's step view
+      try {
+        const trace = {};
+        for (const [which, start] of starts) trace[which] = await start.trace(settingsOf(message, shouldStop));
+        self.postMessage({ type: "trace", id: message.id, trace });
+      } catch (error) {
+        if (!(error instanceof Cancelled)) self.postMessage({ type: "trace-error", id: message.id, message: String(error?.message || error) });
+      }
     } catch (error) {
       if (error instanceof Cancelled) self.postMessage({ type: "cancelled", id: message.id });
       else self.postMessage({ type: "error", id: message.id, message: String(error?.message || error) });
