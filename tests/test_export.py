@@ -638,3 +638,15 @@ def test_evaluate_bundle_bad_input(exported, omniglot_dir, tmp_path, capsys):
     (copy / "model.json").write_text(json.dumps(manifest))
     assert cli_main(["evaluate-bundle", "--bundle", str(copy), "--data-dir", str(omniglot_dir), "--tasks", "1"]) == 2
     assert "lists no test characters" in capsys.readouterr().err
+
+
+def test_a_run_trained_with_plain_sgd_adapts_with_sgd(exported):
+    """--inner-optimizer sgd: the bundle's default adaptation is the optimizer the run's inner loop used."""
+    from training.manifest import build_manifest
+
+    payload = exported["payload"]
+    sgd = {**payload, "config": {**payload["config"], "inner_optimizer": "sgd"}}
+    assert (
+        build_manifest(payload, exported["run"] / "checkpoint.pt", "m", {}, None)["adaptation"]["optimizer"] == "adam"
+    )
+    assert build_manifest(sgd, exported["run"] / "checkpoint.pt", "m", {}, None)["adaptation"]["optimizer"] == "sgd"

@@ -163,7 +163,7 @@ def build_manifest(
             },
         },
         "adaptation": {
-            "optimizer": "adam",
+            "optimizer": config.inner_optimizer,  # adapt as the run's inner loop trained: Adam or plain SGD
             "steps": (adaptation or {}).get("steps", config.eval_iters),
             "lr": (adaptation or {}).get("lr", config.lr),
             "eps": ADAM_EPS,
