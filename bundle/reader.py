@@ -21,7 +21,7 @@ from .format import (
     task_kind,
 )
 from .regression import RegressionBundle
-from .verified import BundleError, check_tensor, open_session, read_verified
+from .verified import BundleError, VerifiedBundle, check_tensor, read_verified
 
 
 @dataclass
@@ -37,15 +37,8 @@ class AdaptResult:
     unknown: np.ndarray | None = None  # bool [q]: score above the setting's threshold; None without an open-set score
 
 
-class Bundle:
+class Bundle(VerifiedBundle):
     """A verified bundle. Create with Bundle.load / load_bundle."""
-
-    def __init__(self, path: Path, manifest: dict, tensors: dict, threads: int | None = None):
-        self.path = Path(path)
-        self.manifest = manifest
-        self._tensors = tensors
-        self._threads = threads
-        self._sessions = {}
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -63,21 +56,6 @@ class Bundle:
                 check_tensor(self.path, self.manifest, self._tensors, key, shape)
 
     # ------------------------------------------------------------------ properties
-    @property
-    def name(self) -> str:
-        """The bundle's name (model.json `name`)."""
-        return self.manifest["name"]
-
-    @property
-    def warning(self) -> str | None:
-        """Set when the model is not the real one (e.g. a short training run)."""
-        return self.manifest.get("warning")
-
-    @property
-    def param_names(self) -> list:
-        """The parameters' names, in the graphs' input order."""
-        return [p["name"] for p in self.manifest["architecture"]["parameters"]]
-
     @property
     def trained_ways(self) -> int:
         """The rows of the meta-trained head."""
@@ -129,13 +107,6 @@ class Bundle:
         return params, v
 
     # ------------------------------------------------------------------ graphs
-    def session(self, graph: str):
-        """The onnxruntime session of a graph (created on first use, CPU); BundleError naming the file
-        when onnxruntime cannot load it or its inputs and outputs are not model.json's."""
-        if graph not in self._sessions:
-            self._sessions[graph] = open_session(self.path, self.manifest, graph, self._threads)
-        return self._sessions[graph]
-
     def open_graphs(self) -> None:
         """Create the session of every graph now, checking each; BundleError naming the first bad file."""
         for graph in GRAPH_FILES:

@@ -6,12 +6,11 @@ numpy, safetensors, onnxruntime and the standard library only, as the rest of bu
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .format import MANIFEST_FILE, REGRESSION_GRAPH_FILES, WEIGHT_SET_SEPARATOR
-from .verified import BundleError, check_tensor, open_session
+from .verified import BundleError, VerifiedBundle, check_tensor
 
 
 @dataclass
@@ -23,15 +22,8 @@ class RegressionResult:
     predictions: np.ndarray | None = None  # float32 [steps + 1, Q, 1]: the fit at query_x after each step
 
 
-class RegressionBundle:
+class RegressionBundle(VerifiedBundle):
     """A verified regression bundle. Create with load_bundle(path, task=REGRESSION)."""
-
-    def __init__(self, path: Path, manifest: dict, tensors: dict, threads: int | None = None):
-        self.path = Path(path)
-        self.manifest = manifest
-        self._tensors = tensors
-        self._threads = threads
-        self._sessions = {}
 
     def _check_weights(self) -> None:
         """Every weight set holds every parameter, float32, finite, with the manifest's shape."""
@@ -44,21 +36,6 @@ class RegressionBundle:
                 check_tensor(self.path, self.manifest, self._tensors, key, entry["shape"])
 
     # ------------------------------------------------------------------ properties
-    @property
-    def name(self) -> str:
-        """The bundle's name (model.json `name`)."""
-        return self.manifest["name"]
-
-    @property
-    def warning(self) -> str | None:
-        """Set when the model is not the real one (e.g. a short training run)."""
-        return self.manifest.get("warning")
-
-    @property
-    def param_names(self) -> list:
-        """The parameters' names, in the graphs' input order."""
-        return [p["name"] for p in self.manifest["architecture"]["parameters"]]
-
     @property
     def weight_sets(self) -> list:
         """The starts the bundle holds, in model.json's order (e.g. meta-learned, joint, random)."""
@@ -77,12 +54,6 @@ class RegressionBundle:
         return {n: self._tensors[weight_set + WEIGHT_SET_SEPARATOR + n].copy() for n in self.param_names}
 
     # ------------------------------------------------------------------ graphs
-    def session(self, graph: str):
-        """The onnxruntime session of a graph (created on first use, CPU, its signature checked)."""
-        if graph not in self._sessions:
-            self._sessions[graph] = open_session(self.path, self.manifest, graph, self._threads)
-        return self._sessions[graph]
-
     def open_graphs(self) -> None:
         """Create the session of every graph now, checking each; BundleError naming the first bad file."""
         for graph in REGRESSION_GRAPH_FILES:

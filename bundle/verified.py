@@ -100,3 +100,37 @@ def check_tensor(path: Path, manifest: dict, tensors: dict, key: str, shape: tup
         raise BundleError(f"bundle {path}: {key} is {tensor.dtype}{list(tensor.shape)}, expected float32{list(shape)}")
     if not np.isfinite(tensor).all():
         raise BundleError(f"bundle {path}: {key} in {manifest['weights']['file']} holds NaN or infinity")
+
+
+class VerifiedBundle:
+    """What both readers share: a bundle whose files were verified (read_verified), its manifest's
+    common fields, and one onnxruntime session per graph, created on first use."""
+
+    def __init__(self, path: Path, manifest: dict, tensors: dict, threads: int | None = None):
+        self.path = Path(path)
+        self.manifest = manifest
+        self._tensors = tensors
+        self._threads = threads
+        self._sessions = {}
+
+    @property
+    def name(self) -> str:
+        """The bundle's name (model.json `name`)."""
+        return self.manifest["name"]
+
+    @property
+    def warning(self) -> str | None:
+        """Set when the model is not the real one (e.g. a short training run)."""
+        return self.manifest.get("warning")
+
+    @property
+    def param_names(self) -> list:
+        """The parameters' names, in the graphs' input order."""
+        return [p["name"] for p in self.manifest["architecture"]["parameters"]]
+
+    def session(self, graph: str):
+        """The onnxruntime session of a graph (created on first use, CPU); BundleError naming the file
+        when onnxruntime cannot load it or its inputs and outputs are not model.json's."""
+        if graph not in self._sessions:
+            self._sessions[graph] = open_session(self.path, self.manifest, graph, self._threads)
+        return self._sessions[graph]
