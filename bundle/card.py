@@ -110,14 +110,16 @@ def render_model_card(manifest: dict, directory: Path | None = None) -> str:
         "- BatchNorm always uses the statistics of the batch it is given, so a prediction depends on what "
         "else is in the batch; the documented prediction procedure fixes that batch.",
         "",
-        "## Files",
-        "",
-        "| file | bytes | sha256 |",
-        "| --- | ---: | --- |",
     ]
-    lines += [f"| {name} | {entry['bytes']} | `{entry['sha256']}` |" for name, entry in manifest["files"].items()]
+    lines += _files_lines(manifest)
     lines += ["", "## Held-out test characters", ""] + _test_class_lines(manifest, directory)
     return "\n".join(lines) + "\n"
+
+
+def _files_lines(manifest: dict) -> list:
+    """The card's "Files" section: every file of the bundle with its size and sha256."""
+    rows = [f"| {name} | {entry['bytes']} | `{entry['sha256']}` |" for name, entry in manifest["files"].items()]
+    return ["## Files", "", "| file | bytes | sha256 |", "| --- | ---: | --- |", *rows]
 
 
 def _regression_card(manifest: dict) -> str:
@@ -178,12 +180,8 @@ def _regression_card(manifest: dict) -> str:
         "",
         f"- Waves of this family only; x outside {manifest['input']['range']} is extrapolation.",
         "",
-        "## Files",
-        "",
-        "| file | bytes | sha256 |",
-        "| --- | ---: | --- |",
     ]
-    lines += [f"| {name} | {entry['bytes']} | `{entry['sha256']}` |" for name, entry in manifest["files"].items()]
+    lines += _files_lines(manifest)
     return "\n".join(lines) + "\n"
 
 
