@@ -1,6 +1,7 @@
 // Embedding: the iframe snippet, and the messages an embedded demo sends its parent page.
 // An embedded demo also waits until it is scrolled into view before it loads or adapts anything.
 import { $ } from "./dom.js";
+import { postFrameHeight } from "./frame_height.js";
 import { argmax } from "./results.js";
 import { config, urls } from "./startup.js";
 import { say } from "./status.js";
@@ -31,19 +32,9 @@ export function setupEmbedSnippet() {
   });
 }
 
-// {sentinel: "amp", type: "embed-size", height} to the parent now and on every change of height.
+// The height messages (frame_height.js), when this is the embedded demo in a frame.
 export function postHeightChanges() {
-  if (!inFrame) return;
-  let last = 0;
-  const post = () => {
-    const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
-    if (height !== last) {
-      last = height;
-      window.parent.postMessage({ sentinel: "amp", type: "embed-size", height }, "*");
-    }
-  };
-  new ResizeObserver(post).observe(document.documentElement);
-  post();
+  if (inFrame) postFrameHeight();
 }
 
 // {type: "reptile:prediction", labels, probabilities, predicted, unknown} for the first test drawing;

@@ -1,7 +1,9 @@
 // What the /learn page shares with the demo's page around its parts: projector mode (the class
 // "projector" on <html>, styled by demo.css), the embed's height messages to the parent page, and
-// offline use through the demo's service worker (/sw.js). The demo's own modules (app.js, embed.js,
-// offline.js) read the demo's configuration from #demo, so these few lines follow them here.
+// offline use through the demo's service worker (/sw.js). The demo's own app.js and offline.js read
+// the demo's configuration from #demo, so the projector and offline lines follow them here; the height
+// messages are frame_height.js's, shared with the demo's embed.js.
+import { postFrameHeight } from "../frame_height.js";
 
 // Projector mode: the button (absent in an embed) toggles it; `on` is its state from the URL.
 export function setupProjector(button, on, onChange) {
@@ -17,20 +19,9 @@ export function setupProjector(button, on, onChange) {
   });
 }
 
-// {sentinel: "amp", type: "embed-size", height} to the parent now and on every change of height, as
-// the demo's embed does, when the page is framed.
+// The height messages (frame_height.js, as the demo's embed sends them) when the page is framed.
 export function postHeightChanges() {
-  if (window.parent === window) return;
-  let last = 0;
-  const post = () => {
-    const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
-    if (height !== last) {
-      last = height;
-      window.parent.postMessage({ sentinel: "amp", type: "embed-size", height }, "*");
-    }
-  };
-  new ResizeObserver(post).observe(document.documentElement);
-  post();
+  if (window.parent !== window) postFrameHeight();
 }
 
 // Registers the service worker once the page is idle and hands it the URLs the page loaded (the page,
