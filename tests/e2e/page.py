@@ -3,6 +3,29 @@
 # Few steps keep the tests quick on 2 cores; the parity test uses the model's default.
 FAST = "steps=10"
 
+# A blog post of another origin framing an embed: it keeps every message in window.received and
+# follows the embed-size ones, as the snippet the demo hands out does.
+BLOG_POST = """<!doctype html><html><head><title>A blog</title></head><body>
+<p>A blog post about few-shot learning.</p><div style="height: {gap}px">...</div>
+<iframe id="embed" src="{src}" width="{width}" height="{height}" title="embed"></iframe>
+<script>
+window.received = [];
+addEventListener("message", (e) => {{
+  window.received.push({{origin: e.origin, data: e.data}});
+  if (e.data && e.data.type === "embed-size") document.getElementById("embed").height = e.data.height;
+}});
+</script></body></html>"""
+
+
+def open_blog_post(src: str, folder, static_server, new_page, demo_server, *, gap=0, width=960, height=300):
+    """Open BLOG_POST framing `src`, served from localhost (another origin than the demo's 127.0.0.1)
+    -> (page, watch); the frame is #embed."""
+    (folder / "post.html").write_text(BLOG_POST.format(src=src, gap=gap, width=width, height=height))
+    parent = static_server(folder, host="localhost")
+    page, watch = new_page(parent.url, demo_server)
+    page.goto(f"{parent.url}/post.html")
+    return page, watch
+
 
 def wait_adaptations(page, count: int, timeout: float = 120_000) -> None:
     """Until at least `count` adaptations have finished (not exactly `count`: on a fast machine the

@@ -12,6 +12,8 @@ import pytest
 
 from bundle import REGRESSION, load_bundle
 
+from .page import open_blog_post
+
 pytestmark = pytest.mark.slow
 SINE = Path(__file__).resolve().parents[2] / "static" / "models" / "sine"
 # A wave (A = 2.5, phase = 0.8) seen through 6 points: a prepared view, as a teacher's link gives it.
@@ -241,25 +243,11 @@ def test_state_and_theme_from_the_url(demo_server, new_page):
     watch.check()
 
 
-PARENT = """<!doctype html><html><head><title>A blog</title></head><body>
-<p>A blog post about meta-learning.</p>
-<iframe id="part" src="{src}" width="900" height="200" title="part"></iframe>
-<script>
-window.received = [];
-addEventListener("message", (e) => {{
-  window.received.push({{origin: e.origin, data: e.data}});
-  if (e.data && e.data.type === "embed-size") document.getElementById("part").height = e.data.height;
-}});
-</script></body></html>"""
-
-
 @pytest.mark.parametrize("view", ["sine", "landscape"])
 def test_embed_view_shows_one_part(view, demo_server, new_page, static_server, tmp_path):
-    (tmp_path / "post.html").write_text(PARENT.format(src=f"{demo_server}/embed?view={view}&theme=dark"))
-    parent = static_server(tmp_path, host="localhost")  # another origin than 127.0.0.1
-    page, watch = new_page(parent.url, demo_server)
-    page.goto(f"{parent.url}/post.html")
-    frame = page.frame_locator("#part")
+    src = f"{demo_server}/embed?view={view}&theme=dark"
+    page, watch = open_blog_post(src, tmp_path, static_server, new_page, demo_server, width=900, height=200)
+    frame = page.frame_locator("#embed")
     frame.locator(f"section#{view}").wait_for()
     for other in {"sine", "landscape", "taylor"} - {view}:
         assert frame.locator(f"section#{other}").count() == 0
@@ -272,7 +260,7 @@ def test_embed_view_shows_one_part(view, demo_server, new_page, static_server, t
     sizes = [m for m in page.evaluate("window.received") if m["data"].get("type") == "embed-size"]
     assert sizes and sizes[0]["data"]["sentinel"] == "amp" and sizes[0]["origin"] == demo_server
     assert sizes[-1]["data"]["height"] > 300
-    assert page.locator("#part").get_attribute("height") == str(sizes[-1]["data"]["height"])
+    assert page.locator("#embed").get_attribute("height") == str(sizes[-1]["data"]["height"])
     watch.check()
 
 

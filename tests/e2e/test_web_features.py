@@ -9,30 +9,16 @@ import pytest
 
 from server.config import DEFAULT_MODEL
 
-from .page import FAST, adaptations, bars, draw, wait_adaptations
+from .page import FAST, adaptations, bars, draw, open_blog_post, wait_adaptations
 
 pytestmark = pytest.mark.slow
 expect = pytest.importorskip("playwright.sync_api").expect
 
-PARENT = """<!doctype html><html><head><title>A blog</title></head><body>
-<p>A blog post about few-shot learning.</p><div style="height: 1600px">...</div>
-<iframe id="demo" src="{src}" width="960" height="300" title="demo"></iframe>
-<script>
-window.received = [];
-addEventListener("message", (e) => {{
-  window.received.push({{origin: e.origin, data: e.data}});
-  if (e.data && e.data.type === "embed-size") document.getElementById("demo").height = e.data.height;
-}});
-</script></body></html>"""
-
 
 def test_embed_in_a_page_of_another_origin(demo_server, new_page, static_server, tmp_path):
     src = f"{demo_server}/embed?classes=2&shots=1&mode=browser&theme=dark&{FAST}"
-    (tmp_path / "post.html").write_text(PARENT.format(src=src))
-    parent = static_server(tmp_path, host="localhost")  # localhost:P is another origin than 127.0.0.1:Q
-    page, watch = new_page(parent.url, demo_server)
-    page.goto(f"{parent.url}/post.html")
-    frame = page.frame_locator("#demo")
+    page, watch = open_blog_post(src, tmp_path, static_server, new_page, demo_server, gap=1600)
+    frame = page.frame_locator("#embed")
     frame.locator('#demo[data-ready="true"]').wait_for(state="attached")
     page.wait_for_timeout(1500)
     received = page.evaluate("window.received")
@@ -42,7 +28,7 @@ def test_embed_in_a_page_of_another_origin(demo_server, new_page, static_server,
     # out of view: it has not started (no prediction, the runtime not loaded)
     assert not [m for m in received if m["data"].get("type") == "reptile:prediction"]
     assert frame.locator("#demo").get_attribute("data-adaptations") is None
-    page.locator("#demo").scroll_into_view_if_needed()
+    page.locator("#embed").scroll_into_view_if_needed()
     frame.locator('#demo[data-adaptations="1"]').wait_for(state="attached", timeout=120_000)
     page.wait_for_timeout(200)
     predictions = [m["data"] for m in page.evaluate("window.received") if m["data"].get("type") == "reptile:prediction"]
@@ -52,7 +38,7 @@ def test_embed_in_a_page_of_another_origin(demo_server, new_page, static_server,
     assert message["predicted"] == max(range(2), key=lambda i: message["probabilities"][i])
     assert isinstance(message["unknown"], bool)  # the open-set flag; false without an open-set score
     latest = [m["data"]["height"] for m in page.evaluate("window.received") if m["data"].get("type") == "embed-size"]
-    assert page.locator("#demo").get_attribute("height") == str(latest[-1])  # the parent followed the messages
+    assert page.locator("#embed").get_attribute("height") == str(latest[-1])  # the parent followed the messages
     assert frame.locator("html").get_attribute("data-theme") == "dark"
     watch.check()
 
