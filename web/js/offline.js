@@ -1,5 +1,6 @@
-// Offline use: registers the service worker (web/sw.js) and hands it what was loaded before it.
-// It caches those URLs (the page's and the adaptation worker's) too, since it did not see their requests.
+// Offline use on the demo's page: when to register the service worker (service_worker.js) and what
+// to hand it, including the adaptation worker's loads.
+import { cacheLoaded, registerServiceWorker } from "./service_worker.js";
 import { browser, urls } from "./startup.js";
 
 let registrationStarted = false;
@@ -9,22 +10,16 @@ let runtimeCached = false;
 // Not at page load: installing the service worker and caching what the page loaded would compete
 // with the first adaptation for the CPU. The page calls it after its first prediction (or 10 s).
 export function startServiceWorker() {
-  if (registrationStarted || !("serviceWorker" in navigator) || !urls.sw || !window.isSecureContext) return;
+  if (registrationStarted) return;
   registrationStarted = true;
-  navigator.serviceWorker.register(urls.sw).then(() => navigator.serviceWorker.ready)
-    .then((registration) => {
-      serviceWorker = registration.active;
-      cacheForOffline();
-    })
-    .catch((error) => console.warn("offline use is not available:", error.message));
+  registerServiceWorker(urls.sw).then((worker) => {
+    serviceWorker = worker;
+    cacheForOffline();
+  });
 }
 
-// The service worker caches what it does not have yet; never the adaptation API.
 function cacheForOffline() {
-  if (!serviceWorker) return;
-  const loaded = [location.href.split("#")[0], ...performance.getEntriesByType("resource").map((e) => e.name),
-    ...(browser.info?.resources || [])];
-  serviceWorker.postMessage({ type: "cache", urls: loaded.filter((u) => u.startsWith(location.origin) && !u.includes("/api/")) });
+  cacheLoaded(serviceWorker, browser.info?.resources || []);
 }
 
 // After each prediction: the first one made in the browser means the runtime and the model are
