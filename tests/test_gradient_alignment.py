@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import SPEC, run_cli
 
+from training.arguments import FLOW_STEP
 from training.gradient_alignment import alignment, sample_pairs, task_gradients
 from training.model import ModelSpec, init_params, task_losses
 from training.reptile import grouped
@@ -74,10 +75,11 @@ def test_fine_tuning_stops_each_task_at_the_threshold():
     labels = torch.arange(SPEC.ways).repeat_interleave(2).repeat(2, 1)
     params = _grouped_float64(2, seed=3)
 
-    same, steps, _ = fine_tune(SPEC, params, images, labels, lr=1e-3, loss_threshold=100.0, max_steps=5)
+    adam = dict(optimizer="adam", lr=1e-2)
+    same, steps, _ = fine_tune(SPEC, params, images, labels, **adam, loss_threshold=100.0, max_steps=5)
     assert steps.tolist() == [0, 0] and all(torch.equal(a, b) for a, b in zip(same, params, strict=True))
 
-    tuned, steps, loss = fine_tune(SPEC, params, images, labels, lr=1e-2, loss_threshold=0.05, max_steps=300)
+    tuned, steps, loss = fine_tune(SPEC, params, images, labels, **adam, loss_threshold=0.05, max_steps=300)
     assert (loss < 0.05).all() and (steps > 0).all() and (steps < 300).all()
     again = task_losses(SPEC, tuned, images, labels) / labels.shape[1]
     torch.testing.assert_close(again, loss)
@@ -88,11 +90,34 @@ def test_fine_tuning_stops_each_task_at_the_threshold():
             [p[task : task + 1] for p in params],
             images[task : task + 1],
             labels[task : task + 1],
-            lr=1e-2,
+            **adam,
             loss_threshold=0.0,
             max_steps=int(steps[task]) - 1,
         )
         assert before[0] >= 0.05
+
+
+def test_flow_fine_tuning_takes_steps_of_length_lr_down_each_tasks_gradient():
+    generator = torch.Generator().manual_seed(4)
+    images = torch.rand(2, SPEC.ways * 2, 1, 28, 28, dtype=torch.float64, generator=generator)
+    labels = torch.arange(SPEC.ways).repeat_interleave(2).repeat(2, 1)
+    params = _grouped_float64(2, seed=5)
+    tuned, steps, _ = fine_tune(
+        SPEC, params, images, labels, optimizer="flow", lr=0.03, loss_threshold=1e-9, max_steps=3
+    )
+    assert steps.tolist() == [3, 3]
+    for task in range(2):  # by hand, one task at a time: the unit gradient of its summed loss, times 0.03
+        expected = [p[task : task + 1].clone() for p in params]
+        for _ in range(3):
+            leaves = [p.detach().requires_grad_() for p in expected]
+            loss = task_losses(SPEC, leaves, images[task : task + 1], labels[task : task + 1]).sum()
+            grads = torch.autograd.grad(loss, leaves)
+            norm = torch.sqrt(sum((g * g).sum() for g in grads))
+            expected = [p - 0.03 * g / norm for p, g in zip(leaves, grads, strict=True)]
+        moved = torch.sqrt(sum(((a[task] - b[task]) ** 2).sum() for a, b in zip(tuned, params, strict=True)))
+        assert moved <= 0.09 + 1e-12  # three steps of 0.03
+        for a, b in zip(tuned, expected, strict=True):
+            torch.testing.assert_close(a[task : task + 1], b.detach(), rtol=1e-10, atol=1e-12)
 
 
 def _tiny_checkpoint(path, *, algorithm="reptile", seed=3, iteration=10):
@@ -167,7 +192,12 @@ def test_solution_distance_runs_end_to_end(checkpoints, omniglot_dir, tmp_path):
         assert set(row) >= {"steps", "final_loss", "reached_threshold", "per_task"} and row["tasks"] == 3
         assert len(row["per_task"]["distance_all"]) == 3
     assert report["starts"][1]["start"] == "random init (seed 7)"
-    assert plot.stat().st_size > 1000
+    assert report["settings"]["optimizer"] == "adam" and plot.stat().st_size > 1000
+
+    result = run_cli([*command, "--optimizer", "flow", "--out", str(out)])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["optimizer"] == "flow" and report["settings"]["lr"] == FLOW_STEP
 
 
 @pytest.mark.parametrize("command", ["gradient-alignment", "solution-distance"])
@@ -186,6 +216,7 @@ def test_help_answers(command):
         ("gradient-alignment", ["--out", "/nonexistent/a.json"], "argument --out: directory /nonexistent"),
         ("solution-distance", ["--shots", "21"], "argument --shots: the held-out classes have 20 examples each"),
         ("solution-distance", ["--loss-threshold", "-1"], "argument --loss-threshold: expected a positive number"),
+        ("solution-distance", ["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
         ("solution-distance", ["--checkpoint", "missing.pt"], "argument --checkpoint: cannot read checkpoint"),
     ],
 )

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from .presets import PRESETS, SINE_PRESETS, Config
 
+# solution-distance's gradient-flow step length: where the distances have converged (docs/claims.md, section 6)
+FLOW_STEP = 0.002
+
 
 def number(parse, accept, description: str):
     """An argparse type: parse the text, and refuse values outside `accept` with a message naming the rule."""
@@ -124,14 +127,25 @@ def _add_start_measurement_commands(commands) -> None:
     distance = commands.add_parser("solution-distance", help=about, description=about)
     _add_start_flags(distance)
     distance.add_argument("--shots", type=positive_int, help="examples a class fine-tuned on (default: all of them)")
-    distance.add_argument("--lr", type=positive_float, help="fine-tuning Adam step size (default: the run's lr)")
+    distance.add_argument(
+        "--optimizer",
+        choices=("adam", "flow"),
+        default="adam",
+        help="fine-tuning: fresh Adam (default), or steps of length --lr down the gradient, tracing the "
+        "gradient flow to a near point of the task's solutions",
+    )
+    distance.add_argument(
+        "--lr",
+        type=positive_float,
+        help=f"fine-tuning step size (default: the run's lr with adam; {FLOW_STEP} with flow)",
+    )
     distance.add_argument(
         "--loss-threshold",
         type=positive_float,
         default=0.01,
         help="a task is solved when its cross-entropy per example is below this (default 0.01)",
     )
-    distance.add_argument("--max-steps", type=positive_int, default=500, help="full-batch Adam steps at most")
+    distance.add_argument("--max-steps", type=positive_int, default=500, help="full-batch fine-tuning steps at most")
 
 
 def _add_start_flags(parser: argparse.ArgumentParser) -> None:

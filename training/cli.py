@@ -4,7 +4,7 @@ solution-distance|sine ...` (also the console script `reptile-train`)."""
 import sys
 from pathlib import Path
 
-from .arguments import build_parser, check_device, command_line, load_trained_flag, resolve_config
+from .arguments import FLOW_STEP, build_parser, check_device, command_line, load_trained_flag, resolve_config
 from .presets import PRESETS, SINE_PRESETS, Config
 
 
@@ -190,7 +190,8 @@ def run_start_measurement(parser, args) -> int:
 
         settings |= {
             "shots": args.shots or sampler.images.shape[1],
-            "lr": args.lr or config.lr,
+            "optimizer": args.optimizer,
+            "lr": args.lr or (config.lr if args.optimizer == "adam" else FLOW_STEP),
             "loss_threshold": args.loss_threshold,
             "max_steps": args.max_steps,
         }

@@ -10,10 +10,16 @@ first step its loss is below the threshold: cross-entropy keeps falling as the w
 would add distance that no solution needs.
 
 Fine-tuning is full-batch (all of the task's examples in one batch, BatchNorm with their statistics, so the
-loss is exact and the stopping test is not noise) with the inner loop's Adam (training/reptile.py InnerAdam,
-beta1 = 0) started fresh (v = 0, t = 0) from every start, the same optimizer for all: a baseline or a random
-initialization has no Adam state to carry. Adam's steps are about `lr` per coordinate whatever the gradient's
-size, so the distance grows with the steps taken; both are reported.
+loss is exact and the stopping test is not noise), the same optimizer for every start:
+
+- `adam`: the inner loop's Adam (training/reptile.py InnerAdam, beta1 = 0) started fresh (v = 0, t = 0): a
+  baseline or a random initialization has no Adam state to carry. Adam's steps are about `lr` per
+  coordinate whatever the gradient's size, so the distance grows with the steps taken.
+- `flow`: steps of length `lr` (in parameter space, over all tensors) down each task's gradient:
+  the gradient flow traced by arc length, the same resolution for every start whatever its
+  gradient's size. The flow from a start ends near the closest part of the task's solution set, so
+  its distance is the Euclidean one the paper's picture is about; it converges as `lr` shrinks
+  (docs/claims.md, section 6, has the check).
 """
 
 import numpy as np
@@ -26,13 +32,18 @@ from .start_points import HEAD_TENSORS, flat, mean_sem, publish, shown
 from .tasks import flatten_task, to_tensor
 
 
-def fine_tune(spec: ModelSpec, params: list, images, labels, *, lr: float, loss_threshold: float, max_steps: int):
-    """Grouped params [G, ...] fine-tuned (a copy) on each task's full batch until its loss per
-    example is below loss_threshold or max_steps are done -> (params, steps taken [G], final loss per example [G])."""
+def fine_tune(
+    spec: ModelSpec, params: list, images, labels, *, optimizer: str, lr: float, loss_threshold: float, max_steps: int
+):
+    """Grouped params [G, ...] fine-tuned (a copy) by `optimizer` (adam or flow) on each task's full batch until
+    its loss per example is below loss_threshold or max_steps are done -> (params, steps taken [G], final loss
+    per example [G])."""
+    if optimizer not in ("adam", "flow"):
+        raise ValueError(f"unknown fine-tuning optimizer {optimizer!r}")
+    groups, examples = labels.shape
     adam = InnerAdam(lr=lr)
     params = [p.detach().clone() for p in params]
     v = [torch.zeros_like(p) for p in params]
-    groups, examples = labels.shape
     steps = torch.full((groups,), max_steps)
     done = torch.zeros(groups, dtype=torch.bool, device=labels.device)
     for step in range(max_steps + 1):
@@ -48,7 +59,13 @@ def fine_tune(spec: ModelSpec, params: list, images, labels, *, lr: float, loss_
         with torch.no_grad():
             params = [p.detach() for p in leaves]
             kept = [p[done].clone() for p in params]
-            adam.step(params, list(grads), v, step + 1)
+            if optimizer == "adam":
+                adam.step(params, list(grads), v, step + 1)
+            else:
+                norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # per task
+                scale = -lr / norm.clamp_min(torch.finfo(norm.dtype).tiny)
+                for p, g in zip(params, grads, strict=True):
+                    p.add_(g * scale.view(-1, *[1] * (g.dim() - 1)))
             for p, frozen in zip(params, kept, strict=True):
                 p[done] = frozen  # a task below the threshold has reached its solution: it stays there
     return [p.detach() for p in leaves], steps, per_example
@@ -70,6 +87,7 @@ def measure(start, images: np.ndarray, settings: dict, device: str = "cpu") -> d
             theta,
             to_tensor(examples).to(device),
             torch.from_numpy(labels).to(device),
+            optimizer=settings["optimizer"],
             lr=settings["lr"],
             loss_threshold=settings["loss_threshold"],
             max_steps=settings["max_steps"],
@@ -117,7 +135,7 @@ def figure_panels() -> list:
         ("|theta_task - theta_start|, all parameters", lambda r: r["distance"]["all"]),
         ("|theta_task - theta_start|, body", lambda r: r["distance"]["body"]),
         ("|theta_task - theta_start| / |theta_start|, all", lambda r: r["relative_distance"]["all"]),
-        ("Adam steps to the threshold", lambda r: r["steps"]),
+        ("fine-tuning steps to the threshold", lambda r: r["steps"]),
     ]
 
 
@@ -132,7 +150,8 @@ def run(sampler, split: dict, starts: list, settings: dict, *, device="cpu", out
     contents = {"command": command, "split": split, "settings": settings, "device": device, **machine(), "starts": rows}
     title = (
         f"Distance to each task's fine-tuned weights: {settings['tasks']} held-out {settings['ways']}-way tasks, "
-        f"{settings['shots']} examples a class, loss < {settings['loss_threshold']} (mean ± standard error)"
+        f"{settings['shots']} examples a class, {settings['optimizer']} at lr {settings['lr']:g}, "
+        f"loss < {settings['loss_threshold']} (mean ± standard error)"
     )
     publish(contents, table_columns(), figure_panels(), out=out, plot=plot, title=title)
     return contents
