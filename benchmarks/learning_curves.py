@@ -4,7 +4,7 @@ several presets (or one preset run by several algorithms), several seeds each.
     python -m benchmarks.learning_curves --presets ablation-g1,ablation-g2 --seeds 0,1,2 --out runs/ablation \
         --plot runs/ablation/curves.png
     python -m benchmarks.learning_curves --presets omniglot-5w1s --algorithms reptile,fomaml,maml --seeds 0,1,2 \
-        --meta-iters 10000 --out runs/algorithms --plot runs/algorithms/curves.png
+        --meta-iters 10000 --eval-interval 1000 --out runs/algorithms --plot runs/algorithms/curves.png
 
 A curve is a preset or, with --algorithms, a preset run by one algorithm (FOMAML and MAML take their
 meta-gradient on --final-batch: shared by default, the reference's --foml). Each (curve, seed) is one
