@@ -122,10 +122,16 @@ def plot_bars(rows: list, panels: list, out_path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [
-        f"{textwrap.fill(Path(r['start']).parent.name or r['start'], 16)}\n{r['algorithm']}, it. {r['iteration']}"
-        for r in rows
-    ]
+    short = [f"{r['algorithm']}, it. {r['iteration']}" for r in rows]
+    crowded = len(rows) > 4
+    names = (
+        short  # many starts: a run's snapshots, told apart by their iteration
+        if crowded and len(set(short)) == len(short)
+        else [
+            f"{textwrap.fill(Path(r['start']).parent.name or r['start'], 16)}\n{s}"
+            for r, s in zip(rows, short, strict=True)
+        ]
+    )
     columns = 3 if len(panels) % 3 == 0 else min(2, len(panels))
     lines = -(-len(panels) // columns)
     fig, axes = plt.subplots(lines, columns, figsize=(5 * columns, 4 * lines), squeeze=False)
@@ -140,7 +146,9 @@ def plot_bars(rows: list, panels: list, out_path: Path, title: str) -> None:
             capsize=4,
             color=[f"C{i}" for i in range(len(rows))],
         )
-        ax.set_xticks(range(len(rows)), names, fontsize=8)
+        ax.set_xticks(
+            range(len(rows)), names, fontsize=8, rotation=30 if crowded else 0, ha="right" if crowded else "center"
+        )
         means = [s["mean"] for s in summaries]
         if min(means) > 0 and max(means) > 30 * min(means):  # starts orders of magnitude apart: each bar readable
             ax.set_yscale("log")
