@@ -62,7 +62,7 @@ def fine_tune(
             if optimizer == "adam":
                 adam.step(params, list(grads), v, step + 1)
             else:
-                norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # per task
+                norm = flat(list(grads), groups).norm(dim=1).to(grads[0].dtype)  # per task, over all tensors
                 scale = -lr / norm.clamp_min(torch.finfo(norm.dtype).tiny)
                 for p, g in zip(params, grads, strict=True):
                     p.add_(g * scale.view(-1, *[1] * (g.dim() - 1)))
