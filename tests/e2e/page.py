@@ -27,6 +27,18 @@ def open_blog_post(src: str, folder, static_server, new_page, demo_server, *, ga
     return page, watch
 
 
+def wait_cached(page, wanted: list, page_url) -> None:
+    """Until the service worker's cache holds a URL containing each of `wanted` and one for which
+    `page_url(url)` is true (the page itself); an AssertionError naming what is missing after 20 s."""
+    cached = []
+    for _ in range(100):
+        cached = page.evaluate("caches.open('reptile-demo-v1').then(c => c.keys()).then(k => k.map(r => r.url))")
+        if all(any(w in url for url in cached) for w in wanted) and any(page_url(u) for u in cached):
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"not cached: {[w for w in wanted if not any(w in u for u in cached)]}")
+
+
 def wait_adaptations(page, count: int, timeout: float = 120_000) -> None:
     """Until at least `count` adaptations have finished (not exactly `count`: on a fast machine the
     adaptation of a stroke may finish while the next stroke is still being drawn)."""

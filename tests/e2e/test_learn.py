@@ -12,7 +12,7 @@ import pytest
 
 from bundle import REGRESSION, load_bundle
 
-from .page import open_blog_post
+from .page import open_blog_post, wait_cached
 
 pytestmark = pytest.mark.slow
 SINE = Path(__file__).resolve().parents[2] / "static" / "models" / "sine"
@@ -270,13 +270,7 @@ def test_offline_after_the_first_visit(demo_server, new_page):
     wait_sine(page, 1)
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     wanted = ["page.js", "sine_engine.js", "learn.css", "weights.safetensors", "train_step_sgd.onnx", ".wasm"]
-    for _ in range(100):
-        cached = page.evaluate("caches.open('reptile-demo-v1').then(c => c.keys()).then(k => k.map(r => r.url))")
-        if all(any(w in url for url in cached) for w in wanted) and any("/learn?view=sine" in u for u in cached):
-            break
-        page.wait_for_timeout(200)
-    else:
-        raise AssertionError(f"not cached: {[w for w in wanted if not any(w in u for u in cached)]}")
+    wait_cached(page, wanted, lambda url: "/learn?view=sine" in url)
     page.context.set_offline(True)
     page.reload()
     wait_sine(page, 1)

@@ -9,7 +9,7 @@ import pytest
 
 from server.config import DEFAULT_MODEL
 
-from .page import FAST, adaptations, bars, draw, open_blog_post, wait_adaptations
+from .page import FAST, adaptations, bars, draw, open_blog_post, wait_adaptations, wait_cached
 
 pytestmark = pytest.mark.slow
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -163,16 +163,7 @@ def test_offline_after_the_first_visit(demo_server, new_page):
         "app.js",
         "demo.css",
     ]
-    cached = []
-    for _ in range(100):
-        cached = page.evaluate("caches.open('reptile-demo-v1').then(c => c.keys()).then(k => k.map(r => r.url))")
-        if all(any(w in url for url in cached) for w in wanted) and any(
-            u.rstrip("/").endswith(f"?{FAST}") for u in cached
-        ):
-            break
-        page.wait_for_timeout(200)
-    else:
-        raise AssertionError(f"not cached: {[w for w in wanted if not any(w in u for u in cached)]}")
+    wait_cached(page, wanted, lambda url: url.rstrip("/").endswith(f"?{FAST}"))
     page.context.set_offline(True)
     page.reload()
     wait_adaptations(page, 1)
