@@ -58,16 +58,27 @@ SCRIPTS = {
 }
 
 
-def reference_fields(command: str) -> dict:
-    """The Config fields a reference command sets (an unknown flag fails the test)."""
+# Flags without a value, and the field each sets.
+SWITCHES = {
+    "--transductive": ("transductive", True),
+    "--sgd": ("inner_optimizer", "sgd"),
+    "--foml": ("algorithm", "fomaml"),  # the last gradient only: FOMAML with the shared final batch
+}
+# The ablation commands' other flags; --eval-interval N as the tasks a split gets each iteration (1 / N).
+RUN_FLAGS = {"--seed": ("seed", int), "--eval-interval": ("eval_tasks_per_iteration", lambda n: 1 / int(n))}
+
+
+def reference_fields(command: str, defaults: dict | None = None) -> dict:
+    """The Config fields a reference command sets, over `defaults` (an unknown flag fails the test)."""
     script, *tokens = shlex.split(command)
-    values = {**SCRIPTS[script], "shots": 5, "ways": 5, "transductive": False}
+    values = {**SCRIPTS[script], "shots": 5, "ways": 5, "transductive": False, **(defaults or {})}
     while tokens:
         flag = tokens.pop(0)
-        if flag == "--transductive":
-            values["transductive"] = True
+        if flag in SWITCHES:
+            name, value = SWITCHES[flag]
+            values[name] = value
             continue
-        name, kind = FLAGS[flag]
+        name, kind = {**FLAGS, **RUN_FLAGS}[flag]
         values[name] = kind(tokens.pop(0))
     return values
 
@@ -142,24 +153,8 @@ REFERENCE_DEFAULTS = {"meta_batch": 1, "algorithm": "reptile", "final_batch": "s
 
 
 def reference_ablation_fields(flags: str) -> dict:
-    """The Config fields a reference ablation command sets; --eval-interval N as the tasks a split each
-    iteration gets (1 / N), which eval_tasks / eval_interval must match."""
-    values = {**SCRIPTS["run_omniglot.py"], "shots": 5, "ways": 5, "transductive": False, **REFERENCE_DEFAULTS}
-    tokens = shlex.split(f"{flags} {ABLATION_SHARED}")
-    while tokens:
-        flag = tokens.pop(0)
-        if flag == "--sgd":
-            values["inner_optimizer"] = "sgd"
-        elif flag == "--foml":
-            values["algorithm"] = "fomaml"  # the last gradient only: FOMAML with the shared final batch
-        elif flag == "--seed":
-            values["seed"] = int(tokens.pop(0))
-        elif flag == "--eval-interval":
-            values["eval_tasks_per_iteration"] = 1 / int(tokens.pop(0))
-        else:
-            name, kind = FLAGS[flag]
-            values[name] = kind(tokens.pop(0))
-    return values
+    """The Config fields a reference ablation command sets, which eval_tasks / eval_interval must match."""
+    return reference_fields(f"run_omniglot.py {flags} {ABLATION_SHARED}", REFERENCE_DEFAULTS)
 
 
 @pytest.mark.parametrize("name", sorted(ABLATION_COMMANDS))
