@@ -21,3 +21,23 @@ def omniglot(omniglot_dir):
     from training.omniglot import load_omniglot
 
     return load_omniglot(omniglot_dir, download_missing=False)
+
+
+@pytest.fixture(scope="module")
+def web_dir(tmp_path_factory):
+    """A stand-in web/ folder (server_helpers.make_web_dir) for the server tests of one module."""
+    from server_helpers import make_web_dir
+
+    return make_web_dir(tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture(scope="module")
+def client(web_dir):
+    """The server in FastAPI's test client: the default bundle, 2 workers, a queue of 16."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.config import Settings
+
+    with TestClient(create_app(Settings(web_dir=web_dir, workers=2, queue=16))) as c:
+        yield c

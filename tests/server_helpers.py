@@ -1,6 +1,7 @@
-"""What the server tests share: random drawings as PNG bytes, a stand-in web/ folder, and a real
-server process on a free loopback port."""
+"""What the server tests share: random drawings as PNG bytes, requests of them for /api/adapt, a
+stand-in web/ folder, and a real server process on a free loopback port."""
 
+import base64
 import io
 import os
 import shutil
@@ -33,6 +34,46 @@ def drawing(seed: int, size: int = 105, mode: str = "L") -> bytes:
         points = [tuple(int(v) for v in rng.integers(size // 8, size - size // 8, 2)) for _ in range(3)]
         draw.line(points, fill="black", width=max(2, size // 25))
     return png_bytes(image)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def data_url(data: bytes) -> str:
+    return "data:image/png;base64," + b64(data)
+
+
+def array_image(seed: int) -> list:
+    """drawing(seed) as the 28 x 28 model input, a nested list for a JSON body."""
+    from preprocessing import decode_png_ink, to_model_input
+
+    return to_model_input(decode_png_ink(drawing(seed))).astype(float).tolist()
+
+
+def task(classes=5, shots=1, queries=2, seed=0, as_url=False) -> dict:
+    """An /api/adapt body of random drawings: `shots` per class, then `queries` queries."""
+    encode = data_url if as_url else b64
+    support = [{"image": encode(drawing(seed + 100 * c + s)), "label": c} for c in range(classes) for s in range(shots)]
+    query = [{"image": encode(drawing(seed + 100 * (q % classes) + 50))} for q in range(queries)]
+    return {"support": support, "query": query}
+
+
+def fast(body: dict, steps: int = 2) -> dict:
+    return {**body, "steps": steps}
+
+
+def post(client, body, **kwargs):
+    return client.post("/api/adapt", json=body, **kwargs)
+
+
+def assert_error(r, status, *words):
+    """An error answer with this status whose detail names every one of `words` (any case)."""
+    assert r.status_code == status, (r.status_code, r.text)
+    detail = r.json()["detail"]
+    for word in words:
+        assert word.lower() in detail.lower(), (word, detail)
+    return detail
 
 
 def make_web_dir(root: Path, contract_templates: bool = False) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import drawing, make_web_dir
+from server_helpers import array_image
 
 from server.app import create_app
 from server.comparisons import STARTS
@@ -21,12 +21,6 @@ BUNDLE = DEFAULT_MODEL
 COMPARISON = BUNDLE.parent / f"{BUNDLE.name}-random"  # any bundle with the served graphs
 
 
-def array_image(seed: int) -> list:
-    from preprocessing import decode_png_ink, to_model_input
-
-    return to_model_input(decode_png_ink(drawing(seed))).astype(float).tolist()
-
-
 def body(**options) -> dict:
     images = [array_image(s) for s in range(5)]
     return {
@@ -35,11 +29,6 @@ def body(**options) -> dict:
         "steps": 3,
         **options,
     }
-
-
-@pytest.fixture(scope="module")
-def web_dir(tmp_path_factory):
-    return make_web_dir(tmp_path_factory.mktemp("web"))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ oEmbed's url), PNGs whose header would make decoding expensive or whose structur
 messages that name the field and nothing internal, and a request framed by both Content-Length and
 Transfer-Encoding (against a real uvicorn process)."""
 
-import base64
 import io
 import json
 import re
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from server_helpers import drawing, make_web_dir, png_bytes, start_server_process, stop_server_process
+from server_helpers import b64, drawing, make_web_dir, png_bytes, start_server_process, stop_server_process
 
 from server.adapt_request import InputError
 from server.app import create_app
@@ -30,10 +29,6 @@ LEAKS = ("<", "Traceback", "sys.", ".py", "set_int_max_str_digits", "Exceeds the
 
 
 # ---------------------------------------------------------------------------- helpers
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def chunk(kind: bytes, payload: bytes, crc: int | None = None) -> bytes:
     crc = zlib.crc32(kind + payload) if crc is None else crc
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
-from server_helpers import PROVISIONAL_OPEN_SET, bundle_with_open_set, drawing, make_web_dir, png_bytes
+from server_helpers import PROVISIONAL_OPEN_SET, b64, bundle_with_open_set, drawing, png_bytes
 
 from bundle import load_bundle
 from bundle.open_set import setting_key, task_setting, threshold
@@ -18,10 +18,6 @@ from server.app import create_app
 from server.config import DEFAULT_MODEL, Settings
 
 STEPS = 5  # enough adaptation to move the weights; the score's arithmetic is what is checked
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def body(shots_per_class, queries=3, seed=0, **options) -> dict:
@@ -50,11 +46,6 @@ def direct_adapt(bundle_dir, request: dict):
         steps=request["steps"],
         transductive=request.get("transductive"),
     )
-
-
-@pytest.fixture(scope="module")
-def web_dir(tmp_path_factory):
-    return make_web_dir(tmp_path_factory.mktemp("web"))
 
 
 def serve(bundle_dir, web_dir):
