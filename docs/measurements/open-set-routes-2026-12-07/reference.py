@@ -13,6 +13,8 @@ from tools.open_set_tasks import OpenSetTasks, embed, query_batches
 from training.tasks import to_tensor
 torch.set_num_threads(1)
 ways, count, seed, R = (int(a) for a in sys.argv[1:5])
+ONE = "--one-batch" in sys.argv  # the bank in one batch with the support set, not one batch each
+SHOTS = int(next((a.split("=")[1] for a in sys.argv if a.startswith("--shots=")), 1))
 tasks = OpenSetTasks(Path("checkpoints/omniglot-20w1s/checkpoint.pt"), Path("static/models/omniglot-20w"), Path("../shared/data/omniglot"))
 train = tasks.images["train"]
 pick = np.random.default_rng(1234).choice(len(train), R, replace=False)
@@ -34,10 +36,10 @@ def cosines(feats, lab, shapes):
 out = {}
 for split in ("mirrored", "test"):
     t0 = time.time(); X, C, B, Lg = [], [], [], []
-    for _, params, support, labels, queries in tasks.adapted(split, ways, 1, count, seed):
+    for _, params, support, labels, queries in tasks.adapted(split, ways, SHOTS, count, seed):
         for t in range(len(support)):
             sup, lab = support[t], labels[t].numpy()
-            rows = torch.cat([queries[t], bank])
+            rows = queries[t] if ONE else torch.cat([queries[t], bank])
             q, n = len(rows), len(sup)
             b = query_batches(sup, rows).reshape(1, -1, *sup.shape[1:])
             with torch.no_grad():
@@ -48,7 +50,16 @@ for split in ("mirrored", "test"):
             nq = ways + 2
             X.append(score_inputs(feats[:nq], z[:nq].softmax(-1).numpy(), lab, ways, shapes))
             cos = cosines(feats, lab, shapes)  # [q, 8, C]
-            C.append(cos[:nq]); B.append(cos[nq:]); Lg.append(z[:nq].numpy())
+            if ONE:  # rows: the support set, then the whole bank, in one batch
+                one = torch.cat([sup, bank])[None]
+                with torch.no_grad():
+                    ob, _, _ = embed(tasks.spec, [p[t:t+1] for p in params], one)
+                of = torch.cat([h.reshape(n + R, -1) for h in ob], -1).double().numpy()  # [n + R, D]
+                bank_rows = np.stack([np.concatenate([of[:n], of[n + r:n + r + 1]]) for r in range(R)])  # [R, n+1, D]
+                B.append(cosines(bank_rows, lab, shapes))
+            else:
+                B.append(cos[nq:])
+            C.append(cos[:nq]); Lg.append(z[:nq].numpy())
     out[split] = [np.stack(a) for a in (X, C, B, Lg)]
     print(split, f"{time.time() - t0:.0f}s", flush=True)
-np.savez(f"/tmp/os/reference-{ways}x1-R{R}-{count}.npz", **{f"{s}_{k}": v for s, a in out.items() for k, v in zip(("x", "cos", "bank", "logits"), a)})
+np.savez(f"/tmp/os/reference-{ways}x{SHOTS}-R{R}{'-one' if ONE else ''}-{count}.npz", **{f"{s}_{k}": v for s, a in out.items() for k, v in zip(("x", "cos", "bank", "logits"), a)})
