@@ -10,7 +10,9 @@ A curve is a preset or, with --algorithms, a preset run by one algorithm (FOMAML
 meta-gradient on --final-batch: shared by default, the reference's --foml). Each (curve, seed) is one
 run of training/train.py in OUT/<curve>/seed-<seed>: checkpoint.pt, config.json, metrics.jsonl. With
 --resume, finished runs are skipped, interrupted ones continue from their checkpoint (bit for bit)
-and missing ones start; without it a folder that already holds a run is refused.
+and missing ones start; without it a folder that already holds a run is refused. --no-train reads
+the runs as they stand (finished or not, or still training in another process) and only prints the
+table and draws the plot.
 
 Accuracy: each run's live held-out estimate (metrics.jsonl's test_accuracy: --eval-tasks fresh
 held-out tasks every --eval-interval meta-iterations, fine-tuned as the preset evaluates). A curve
@@ -77,6 +79,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="the runs' folder: OUT/<curve>/seed-<seed>")
     parser.add_argument("--plot", type=Path, help="draw the curves into this PNG")
     parser.add_argument("--resume", action="store_true", help="skip finished runs, continue interrupted ones")
+    parser.add_argument("--no-train", action="store_true", help="only report the runs as they stand: table and plot")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--no-progress", action="store_true")
@@ -104,6 +107,11 @@ def curve_configs(args) -> dict:
     return configs
 
 
+def runs_of(args, name: str) -> list:
+    """The run folders of one curve, a seed each."""
+    return [args.out / name / f"seed-{seed}" for seed in args.seeds]
+
+
 def saved_iteration(run: Path) -> int | None:
     """The iteration of the run's checkpoint, None where there is none."""
     from training.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -116,9 +124,9 @@ def train_all(args, configs: dict, command: str) -> None:
     from training.train import train
 
     runs = [
-        (args.out / name / f"seed-{seed}", config.updated(seed=seed))
+        (run, config.updated(seed=seed))
         for name, config in configs.items()
-        for seed in args.seeds
+        for run, seed in zip(runs_of(args, name), args.seeds, strict=True)
     ]
     held = [run for run, _ in runs if saved_iteration(run) is not None]
     if held and not args.resume:
@@ -210,12 +218,17 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_arguments(argv)
     configs = curve_configs(args)
-    try:
-        train_all(args, configs, shlex.join(["python", "-m", "benchmarks.learning_curves", *argv]))
-    except ValueError as error:  # a resumed run with other settings, a setting training refuses
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    curves = {name: curve([args.out / name / f"seed-{s}" for s in args.seeds]) for name in configs}
+    if args.no_train:
+        missing = [run for name in configs for run in runs_of(args, name) if not (run / "metrics.jsonl").exists()]
+        if missing:
+            args.parser.error(f"argument --no-train: {missing[0]} holds no run to report")
+    else:
+        try:
+            train_all(args, configs, shlex.join(["python", "-m", "benchmarks.learning_curves", *argv]))
+        except ValueError as error:  # a resumed run with other settings, a setting training refuses
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    curves = {name: curve(runs_of(args, name)) for name in configs}
     print_table(curves)
     if args.plot:
         plot(curves, args.plot)

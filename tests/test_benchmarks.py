@@ -160,6 +160,13 @@ def test_learning_curves_trains_resumes_and_plots(tmp_path, omniglot_dir):
     assert [s["from_iteration"] for s in json.loads((interrupted / "config.json").read_text())["sessions"]] == [0, 1]
     again = run_python("-m", "benchmarks.learning_curves", *flags, "--resume", timeout=300)
     assert again.returncode == 0 and again.stdout.count(": finished (3 meta-iterations)") == 4
+    report = run_python("-m", "benchmarks.learning_curves", *flags, "--no-train", timeout=300)
+    assert report.returncode == 0 and "finished" not in report.stdout
+    assert [line.split()[:3] for line in report.stdout.splitlines() if line.startswith("ablation-g1-")] == [
+        row[:3] for row in rows
+    ]
+    absent = run_python("-m", "benchmarks.learning_curves", *flags[:4], "--seeds", "0,5", *flags[6:], "--no-train")
+    assert absent.returncode == 2 and "argument --no-train:" in absent.stderr and "seed-5 holds no run" in absent.stderr
 
 
 def test_learning_curves_names_a_bad_flag():
