@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from server_helpers import b64, drawing, make_web_dir, png_bytes, start_server_process, stop_server_process
+from server_helpers import b64, data_url, drawing, make_web_dir, png_bytes, start_server_process, stop_server_process
 
 from server.adapt_request import InputError
 from server.app import create_app
@@ -209,7 +209,7 @@ def test_the_image_limits_are_settings(tmp_path):
         body = task_with(square)
         body["support"][0]["image"] = square
         assert c.post("/api/adapt", json=body).status_code == 200  # 2 x 10,000 + 105 x 105
-        body["support"][1]["image"] = "data:image/png;base64," + b64(png(100, 130, grey_rows(100, 130)))
+        body["support"][1]["image"] = data_url(png(100, 130, grey_rows(100, 130)))
         r = c.post("/api/adapt", json=body)
         assert_clean_4xx(r, "the images are too large together", "33000 pixels", "32000 pixels per request")
 

@@ -1,7 +1,6 @@
 """The server as a real process: `python -m server serve` under uvicorn on 127.0.0.1 (startup time,
 one log line per request and never a drawing, a raw oversized request), and the CLI's settings."""
 
-import base64
 import json
 import os
 import signal
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from server_helpers import drawing, make_web_dir, start_server_process, stop_server_process
+from server_helpers import b64, drawing, make_web_dir, start_server_process, stop_server_process
 
 from server.config import DEFAULT_MODEL, Settings, SettingsError, settings_from_env
 
@@ -61,11 +60,10 @@ def test_real_uvicorn_process(server):
     status, headers, body = fetch(base + "/")
     assert status == 200 and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
 
-    marker = base64.b64encode(drawing(3)).decode()
+    marker = b64(drawing(3))
     task = {
-        "support": [{"image": base64.b64encode(drawing(c)).decode(), "label": c} for c in range(2)]
-        + [{"image": marker, "label": 0}],
-        "query": [{"image": base64.b64encode(drawing(1)).decode()}],
+        "support": [{"image": b64(drawing(c)), "label": c} for c in range(2)] + [{"image": marker, "label": 0}],
+        "query": [{"image": b64(drawing(1))}],
         "steps": 3,
     }
     status, headers, body = fetch(base + "/api/adapt", json.dumps(task).encode(), {"Content-Type": "application/json"})
