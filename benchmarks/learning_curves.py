@@ -28,7 +28,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from training.arguments import check_device, positive_int
+from training.arguments import check_device, nonnegative_float, positive_int
 from training.presets import PRESETS
 from training.reptile import ALGORITHMS
 
@@ -74,6 +74,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--final-batch", choices=["shared", "separate"], default="shared", help="fomaml and maml's")
     parser.add_argument("--seeds", type=seed_list, default=[0])
     parser.add_argument("--meta-iters", type=positive_int, help="default: each preset's")
+    parser.add_argument("--meta-step", type=nonnegative_float, help="default: each preset's")
+    parser.add_argument("--meta-step-final", type=nonnegative_float, help="default: each preset's")
     parser.add_argument("--eval-interval", type=positive_int, help="meta-iterations between live estimates")
     parser.add_argument("--eval-tasks", type=positive_int, help="held-out tasks per live estimate")
     parser.add_argument("--out", type=Path, required=True, help="the runs' folder: OUT/<curve>/seed-<seed>")
@@ -96,7 +98,11 @@ def curve_configs(args) -> dict:
     configs = {}
     for preset in args.presets:
         base = PRESETS[preset].updated(
-            meta_iters=args.meta_iters, eval_interval=args.eval_interval, eval_tasks=args.eval_tasks
+            meta_iters=args.meta_iters,
+            meta_step=args.meta_step,
+            meta_step_final=args.meta_step_final,
+            eval_interval=args.eval_interval,
+            eval_tasks=args.eval_tasks,
         )
         if not args.algorithms:
             configs[preset] = base

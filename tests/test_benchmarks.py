@@ -132,6 +132,16 @@ def test_algorithm_cost_peer_model_is_the_project_cnn():
     assert torch.allclose(peer_model(spec, params)(images), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_learning_curves_meta_step_overrides_every_curve(tmp_path):
+    """--meta-step and --meta-step-final replace the preset's (FOMAML and MAML at their own step)."""
+    from benchmarks.learning_curves import curve_configs, parse_arguments
+
+    flags = ["--presets", "omniglot-5w1s", "--algorithms", "fomaml,maml", "--out", str(tmp_path)]
+    configs = curve_configs(parse_arguments([*flags, "--meta-step", "5", "--meta-step-final", "0.5"]))
+    assert {(c.meta_step, c.meta_step_final) for c in configs.values()} == {(5.0, 0.5)}
+    assert {c.meta_step for c in curve_configs(parse_arguments(flags)).values()} == {1.0}
+
+
 def test_learning_curves_trains_resumes_and_plots(tmp_path, omniglot_dir):
     """Two curves (the ablation's g1 by Reptile and by FOMAML) x two seeds on a tiny budget: a folder
     holding runs needs --resume; then an interrupted run resumes, the rest start, and the table and

@@ -108,7 +108,7 @@ def _initial_params():
     [
         (["--meta-iters", "0"], "argument --meta-iters: expected a positive integer"),
         (["--lr", "nan"], "argument --lr: expected a positive number"),
-        (["--meta-step", "2"], "argument --meta-step: expected a number in [0, 1]"),
+        (["--meta-step", "-1"], "argument --meta-step: expected a number >= 0"),
         (["--preset", "omniglot-7w"], "argument --preset: invalid choice"),
         (["--device", "cuda"], "argument --device: cuda was asked for but no CUDA device"),
         (["--meta-batch", "x"], "argument --meta-batch: expected a positive integer"),

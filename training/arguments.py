@@ -32,7 +32,7 @@ def number(parse, accept, description: str):
 positive_int = number(int, lambda v: v >= 1, "a positive integer")
 nonnegative_int = number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = number(float, lambda v: 0 < v < float("inf"), "a positive number")
-unit_float = number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+nonnegative_float = number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
 at_least_two = number(int, lambda v: v >= 2, "an integer >= 2")
 
 
@@ -62,8 +62,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         help="the inner loop's steps, in meta-training and fine-tuning: TensorFlow-style Adam with beta1 = 0 "
         "(default) or plain SGD, theta <- theta - lr g (the reference's --sgd; --adam-state changes nothing then)",
     )
-    group.add_argument("--meta-step", type=unit_float)
-    group.add_argument("--meta-step-final", type=unit_float)
+    group.add_argument(
+        "--meta-step",
+        type=nonnegative_float,
+        help="the outer step size, annealed linearly to --meta-step-final; above 1 moves past the tasks' mean "
+        "(FOMAML's and MAML's update is one inner step where Reptile's is k, so theirs may want about k times as large)",
+    )
+    group.add_argument("--meta-step-final", type=nonnegative_float)
     group.add_argument("--meta-batch", type=positive_int)
     group.add_argument("--meta-iters", type=positive_int)
     group.add_argument("--eval-batch", type=positive_int)
