@@ -66,7 +66,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "--meta-step",
         type=nonnegative_float,
         help="the outer step size, annealed linearly to --meta-step-final; above 1 moves past the tasks' mean "
-        "(FOMAML's and MAML's update is one inner step where Reptile's is k, so theirs may want about k times as large)",
+        "(FOMAML's and MAML's update is one inner step where Reptile's is k, so theirs may want about k times it)",
     )
     group.add_argument("--meta-step-final", type=nonnegative_float)
     group.add_argument("--meta-batch", type=positive_int)
