@@ -236,6 +236,15 @@ def _open_set_lines(section: dict | None) -> list:
         f"its setting: {section.get('decision') or 'classes x the fewest examples of any class'}.",
         "",
     ]
+    references = section.get("references")
+    if references:
+        lines += [
+            f"The score also reads a bank of {references['shape'][0]} reference drawings (`{references['file']}`, "
+            f"{references.get('drawn', 'drawings of training characters')}): predicted once with the support set, "
+            "they give each class the mean and spread of how similar other characters look to it, and the "
+            "query's cosines enter as z-scores against them too.",
+            "",
+        ]
     fitted = section.get("fitted")
     if fitted:
         lines += [

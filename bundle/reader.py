@@ -40,6 +40,8 @@ class AdaptResult:
 class Bundle(VerifiedBundle):
     """A verified bundle. Create with Bundle.load / load_bundle."""
 
+    _references = None  # the open-set bank (load_bundle reads it)
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path, threads: int | None = None) -> "Bundle":
@@ -87,6 +89,11 @@ class Bundle(VerifiedBundle):
         return self.manifest.get(open_set.SECTION)
 
     @property
+    def open_set_references(self) -> np.ndarray | None:
+        """The open-set score's bank of reference drawings, float32 [R, C, H, W], or None without one."""
+        return self._references
+
+    @property
     def feature_blocks(self) -> list:
         """Each conv block's output shape [channels, height, width], in the predict graph's `features`."""
         return self.manifest["architecture"]["feature_blocks"]
@@ -132,12 +139,19 @@ class Bundle(VerifiedBundle):
         probabilities [q, C], unknown_scores float64 [q], unknown bool [q]); the last two are None
         when the bundle has no open-set score."""
         section = self.open_set
+        reference = None
+        if self.open_set_references is not None:  # the bank: one batch with the support set
+            features = self.predict(params, np.concatenate([support, self.open_set_references]), features=True)[2]
+            reference = open_set.reference_statistics(features, labels, classes, self.feature_blocks)
         rows, inputs = [], []
         for query in queries:
             out = self.predict(params, np.concatenate([support, query[None]]), features=bool(section))
             rows.append((out[0][-1], out[1][-1]))
             if section:
-                inputs.append(open_set.score_inputs(out[2][None], out[1][-1:], labels, classes, self.feature_blocks)[0])
+                found = open_set.score_inputs(
+                    out[2][None], out[1][-1:], labels, classes, self.feature_blocks, reference
+                )
+                inputs.append(found[0])
         logits, probabilities = (np.stack(column) for column in zip(*rows, strict=True))
         if not section:
             return logits, probabilities, None, None
@@ -293,5 +307,9 @@ def load_bundle(path, threads: int | None = None, task: str | None = CLASSIFICAT
         bundle = RegressionBundle(path, manifest, tensors, threads)
     else:
         bundle = Bundle(path, manifest, tensors, threads)
+        try:
+            bundle._references = open_set.read_references(path, manifest.get(open_set.SECTION))
+        except ValueError as error:
+            raise BundleError(f"bundle {path}: {error}") from None
     bundle._check_weights()
     return bundle

@@ -11,16 +11,26 @@ import pytest
 from server_helpers import PROVISIONAL_OPEN_SET, bundle_with_open_set
 
 from bundle import BundleError, load_bundle, write_card_and_manifest
-from bundle.open_set import check_section, input_names, score_inputs, task_setting, threshold, unknown_scores
+from bundle.open_set import (
+    REFERENCES_FILE,
+    SPREAD_FLOOR,
+    check_section,
+    input_names,
+    reference_statistics,
+    score_inputs,
+    task_setting,
+    threshold,
+    unknown_scores,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVED = ROOT / "static" / "models" / "omniglot-20w"
 BLOCKS = [[3, 4, 4], [3, 2, 2], [3, 1, 1]]
 
 
-def reference_inputs(batch, probabilities, labels, classes, blocks):
-    """One query's inputs, loop by loop: batch [S + 1][D] lists, the query last."""
-    out = [1.0 - max(probabilities)]
+def loop_cosines(batch, labels, classes, blocks):
+    """Loop by loop: batch [S + r][D] lists -> per view (flat blocks, then pooled blocks), per row after
+    the S support rows, per class: the row's cosine with the class mean of the support rows."""
     flat, pooled, start = [], [], 0
     for channels, height, width in blocks:
         size = channels * height * width
@@ -30,16 +40,36 @@ def reference_inputs(batch, probabilities, labels, classes, blocks):
             for r in rows
         ]
         for views, found in ((rows, flat), (means_of_channels, pooled)):
-            query, best = views[-1], -math.inf
-            for c in range(classes):
-                members = [views[i] for i, label in enumerate(labels) if label == c]
-                mean = [sum(v[d] for v in members) / len(members) for d in range(len(query))]
-                dot = sum(a * b for a, b in zip(mean, query, strict=True))
-                norm = math.sqrt(sum(a * a for a in mean)) * math.sqrt(sum(b * b for b in query))
-                best = max(best, dot / norm)
-            found.append(1.0 - best)
+            per_row = []
+            for row in views[len(labels) :]:
+                per_class = []
+                for c in range(classes):
+                    members = [views[i] for i, label in enumerate(labels) if label == c]
+                    mean = [sum(v[d] for v in members) / len(members) for d in range(len(row))]
+                    dot = sum(a * b for a, b in zip(mean, row, strict=True))
+                    norm = math.sqrt(sum(a * a for a in mean)) * math.sqrt(sum(b * b for b in row))
+                    per_class.append(dot / norm)
+                per_row.append(per_class)
+            found.append(per_row)
         start += size
-    return out + flat + pooled
+    return flat + pooled
+
+
+def reference_inputs(batch, probabilities, labels, classes, blocks, bank_batch=None):
+    """One query's inputs, loop by loop: batch [S + 1][D] lists, the query last; bank_batch [S + R][D]."""
+    views = [rows[0] for rows in loop_cosines(batch, labels, classes, blocks)]  # the query's, per view
+    out = [1.0 - max(probabilities)] + [1.0 - max(cosines) for cosines in views]
+    if bank_batch is None:
+        return out
+    for cosines, bank in zip(views, loop_cosines(bank_batch, labels, classes, blocks), strict=True):
+        z = []
+        for c in range(classes):
+            column = [row[c] for row in bank]
+            mean = sum(column) / len(column)
+            spread = math.sqrt(sum((x - mean) ** 2 for x in column) / len(column)) + SPREAD_FLOOR
+            z.append((cosines[c] - mean) / spread)
+        out.append(-max(z))
+    return out
 
 
 def test_score_matches_the_float64_reference():
@@ -70,6 +100,27 @@ def test_score_matches_the_float64_reference():
         assert scores[q] == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-12)
 
 
+def test_bank_z_scores_match_the_float64_reference():
+    rng = np.random.default_rng(4)
+    labels = np.array([1, 0, 2, 2, 0, 1])
+    classes, queries, references = 3, 3, 5
+    size = sum(c * h * w for c, h, w in BLOCKS)
+    features = rng.normal(size=(queries, len(labels) + 1, size)).astype(np.float32)
+    bank = rng.normal(size=(len(labels) + references, size)).astype(np.float32)
+    probabilities = rng.dirichlet(np.ones(classes), size=queries)
+    reference = reference_statistics(bank, labels, classes, BLOCKS)
+    assert [a.shape for a in reference] == [(2 * len(BLOCKS), classes)] * 2
+    got = score_inputs(features, probabilities, labels, classes, BLOCKS, reference)
+    assert got.shape == (queries, 1 + 4 * len(BLOCKS))
+    np.testing.assert_array_equal(
+        got[:, : 1 + 2 * len(BLOCKS)], score_inputs(features, probabilities, labels, 3, BLOCKS)
+    )
+    for q in range(queries):
+        batch, bank_batch = features[q].astype(np.float64).tolist(), bank.astype(np.float64).tolist()
+        expected = reference_inputs(batch, probabilities[q].tolist(), labels, classes, BLOCKS, bank_batch)
+        np.testing.assert_allclose(got[q], expected, rtol=0, atol=1e-9)
+
+
 def test_the_setting_is_the_classes_and_the_fewest_shots():
     assert task_setting([0, 0, 1, 1, 1, 2, 2], 3) == "3x2"
     assert task_setting([0, 1, 2, 3, 4], 5) == "5x1"
@@ -86,6 +137,63 @@ def test_section_checks_name_the_problem():
     missing = dict(good, thresholds={k: v for k, v in good["thresholds"].items() if k != "7x3"})
     assert "7x3" in check_section(missing, 4, (2, 10), (1, 5))
     assert "thresholds" in check_section(dict(good, thresholds={**good["thresholds"], "2x1": 1.5}), 4, (2, 10), (1, 5))
+    banked = bank_section()
+    assert check_section(banked, 4, (2, 10), (1, 5)) is None
+    assert "inputs" in check_section(dict(banked, inputs=good["inputs"]), 4, (2, 10), (1, 5))  # z inputs need a bank
+    unbanked = {k: v for k, v in banked.items() if k != "references"}
+    assert "inputs" in check_section(unbanked, 4, (2, 10), (1, 5))  # and a bank needs them
+    for bad in (
+        {"file": REFERENCES_FILE},
+        {"file": 3, "shape": [4, 1, 28, 28]},
+        {"file": "x", "shape": [1, 1, 28, 28]},
+    ):
+        assert "references" in check_section(dict(banked, references=bad), 4, (2, 10), (1, 5))
+
+
+def bank_section(count: int = 4) -> dict:
+    """A usable 17-input section that reads a bank of `count` drawings (mid-range scores)."""
+    names = input_names(4, references=True)
+    section = dict(PROVISIONAL_OPEN_SET, inputs=names, weights=[0.3] * len(names), bias=0.0)
+    section.update(mean=[0.0] * len(names), scale=[1.0] * len(names))
+    return dict(section, references={"file": REFERENCES_FILE, "shape": [count, 1, 28, 28]})
+
+
+def bank_bundle(target: Path, count: int = 4) -> tuple:
+    """A copy of the served bundle with bank_section and a random bank of `count` -> (path, bank uint8)."""
+    from tools.fit_open_set import write_open_set
+
+    bank = np.random.default_rng(6).integers(0, 256, size=(count, 1, 28, 28), dtype=np.uint8)
+    copy = bundle_with_open_set(SERVED, target, None)
+    section = bank_section(count)
+    section.pop("references")  # write_open_set records the file it writes
+    write_open_set(copy, section, bank)
+    return copy, bank
+
+
+def test_the_reader_loads_the_bank_and_refuses_a_bad_one(tmp_path):
+    copy, bank = bank_bundle(tmp_path / "bundle")
+    bundle = load_bundle(copy)
+    np.testing.assert_array_equal(bundle.open_set_references, bank.astype(np.float32) / np.float32(255))
+    assert bundle.open_set["references"]["shape"] == [4, 1, 28, 28]
+    assert REFERENCES_FILE in (copy / "MODEL_CARD.md").read_text()
+    rng = np.random.default_rng(7)
+    result = bundle.adapt(rng.random((4, 1, 28, 28)), [0, 1, 0, 1], rng.random((2, 1, 28, 28)), steps=1)
+    assert ((result.unknown_scores > 0) & (result.unknown_scores < 1)).all()
+    (copy / REFERENCES_FILE).write_bytes(bank.tobytes()[:-1])
+    with pytest.raises(BundleError, match=REFERENCES_FILE):  # its sha256
+        load_bundle(copy)
+    manifest = json.loads((copy / "model.json").read_text())
+    manifest["open_set"]["references"]["shape"] = [4, 1, 28, 27]
+    write_card_and_manifest(copy, manifest)
+    with pytest.raises(BundleError, match="references.shape"):
+        load_bundle(copy)
+    manifest["open_set"]["references"]["file"] = "other.u8"
+    write_card_and_manifest(copy, manifest)
+    with pytest.raises(BundleError, match="other.u8"):
+        load_bundle(copy)
+    write_open_set_again = bundle_with_open_set(copy, tmp_path / "plain", PROVISIONAL_OPEN_SET)
+    assert not (write_open_set_again / REFERENCES_FILE).exists()
+    assert REFERENCES_FILE not in json.loads((write_open_set_again / "model.json").read_text())["files"]
 
 
 def test_the_reader_refuses_a_bad_section(tmp_path):
@@ -145,12 +253,31 @@ def test_the_fitted_inputs_are_the_products(open_set_tasks):
         np.testing.assert_allclose(unknown_scores(inputs, tasks.bundle.open_set), result.unknown_scores, atol=1e-4)
 
 
+def test_the_fitted_inputs_with_the_bank_are_the_products(open_set_tasks, tmp_path):
+    """With a bank, the torch path's z-score inputs are what Bundle.adapt (ONNX) computes."""
+    from training.tasks import to_tensor
+
+    tasks = open_set_tasks
+    copy, bank = bank_bundle(tmp_path / "bundle", count=6)
+    bundle = load_bundle(copy)
+    _, params, support, labels, queries = next(tasks.adapted("test", 4, 1, 2, seed=8))
+    for task in range(2):
+        inputs, _ = tasks.score_inputs(params, task, support[task], labels[task], queries[task], 4, to_tensor(bank))
+        assert inputs.shape == (6, 17)
+        result = bundle.adapt(support[task].numpy(), labels[task].numpy(), queries[task].numpy())
+        np.testing.assert_allclose(unknown_scores(inputs, bundle.open_set), result.unknown_scores, atol=1e-4)
+    first = tasks.reference_bank(3)
+    assert first.shape == (3, 1, 28, 28) and first.dtype == np.uint8
+    np.testing.assert_array_equal(first, tasks.reference_bank(3))  # the same bank every time
+
+
 def test_fit_open_set_refuses_bad_flags(capsys):
     from tools.fit_open_set import main
 
     for argv, flag in (
         (["--bundle", "b", "--checkpoint", "c", "--fit-queries", "0"], "--fit-queries"),
         (["--bundle", "b", "--checkpoint", "c", "--inset-rate", "1.5"], "--inset-rate"),
+        (["--bundle", "b", "--checkpoint", "c", "--references", "1"], "--references"),
     ):
         with pytest.raises(SystemExit) as stopped:
             main(argv)

@@ -3,12 +3,14 @@ the model card, with its figures on held-out characters at every supported setti
 
     python -m tools.fit_open_set --bundle static/models/omniglot-20w \\
         --checkpoint checkpoints/omniglot-20w1s/checkpoint.pt [--fit-queries 3000] [--test-queries 1000] \\
-        [--raw DIR] [--plot PNG] [--dry-run]
+        [--references 60] [--raw DIR] [--plot PNG] [--dry-run]
 
 For every setting the bundle supports (classes x shots), tasks of tools/open_set_tasks.py: fitting
 tasks of the training characters mirrored left to right (shapes meta-training never saw, whose scores
 resemble unseen characters'), and held-out tasks (test_classes.txt) for the figures only.
 
+0. The bank of --references drawings of training characters (tools/open_set_tasks.py reference_bank),
+   written into the bundle: the score's z-score inputs read it (bundle/open_set.py); 0: no bank.
 1. One set of weights for every setting: a class-balanced logistic regression of the in-set queries
    against the novel characters and the scribbles, pooled over all fitting tasks.
 2. A threshold per setting: the score that flags --inset-rate of that setting's fitting in-set queries.
@@ -36,13 +38,19 @@ from tools.open_set_tasks import open_set_figures
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("OMNIGLOT_DATA_DIR", ROOT.parent / "shared" / "data" / "omniglot"))
 SEED = 1
+REFERENCES_DRAWN = {
+    "drawn": "the first drawing of each of that many training characters (tools/open_set_tasks.py reference_bank)",
+    "encoding": "uint8, row-major; the model input is value / 255 (ink = 1)",
+}
 
 
-def collect(tasks, raw: Path | None, split: str, ways: int, shots: int, count: int) -> dict:
-    """Score inputs [tasks, N + 2, I] and logits [tasks, N + 2, N] of `count` tasks (from --raw when kept)."""
+def collect(tasks, raw: Path | None, split: str, ways: int, shots: int, count: int, bank=None) -> dict:
+    """Score inputs [tasks, N + 2, I] and logits [tasks, N + 2, N] of `count` tasks (from --raw when kept);
+    bank: the reference drawings as model inputs (torch [R, 1, 28, 28]) or None."""
     from tqdm import tqdm
 
-    path = raw / f"{split}-{ways}x{shots}-{count}-seed{SEED}.npz" if raw else None
+    references = 0 if bank is None else len(bank)
+    path = raw / f"{split}-{ways}x{shots}-{count}-seed{SEED}-references{references}.npz" if raw else None
     if path and path.exists():
         with np.load(path) as stored:
             return {k: stored[k] for k in stored.files}
@@ -50,7 +58,7 @@ def collect(tasks, raw: Path | None, split: str, ways: int, shots: int, count: i
     with tqdm(total=count, desc=f"{split} {ways}x{shots}", unit="task", file=sys.stderr, leave=False) as bar:
         for _, params, support, labels, queries in tasks.adapted(split, ways, shots, count, SEED):
             for task in range(len(support)):
-                x, z = tasks.score_inputs(params, task, support[task], labels[task], queries[task], ways)
+                x, z = tasks.score_inputs(params, task, support[task], labels[task], queries[task], ways, bank)
                 inputs.append(x)
                 logits.append(z)
             bar.update(len(support))
@@ -80,16 +88,27 @@ def held_out_figures(scores: np.ndarray, logits: np.ndarray, fit_logits: np.ndar
     return found
 
 
-def write_open_set(bundle_dir: Path, section: dict | None) -> None:
-    """Put `section` into the bundle's model.json as its open-set score (None: remove it), card rewritten."""
+def write_open_set(bundle_dir: Path, section: dict | None, bank: np.ndarray | None = None) -> None:
+    """Put `section` into the bundle's model.json as its open-set score (None: remove it), card rewritten;
+    bank (uint8 [R, 1, 28, 28]): the reference drawings, written as the section's references file."""
     from bundle import MANIFEST_FILE, write_card_and_manifest
-    from bundle.open_set import SECTION
+    from bundle.files import sha256_file, write_atomic
+    from bundle.open_set import REFERENCES_FILE, SECTION
 
-    manifest = json.loads((Path(bundle_dir) / MANIFEST_FILE).read_text())
+    bundle_dir = Path(bundle_dir)
+    manifest = json.loads((bundle_dir / MANIFEST_FILE).read_text())
     manifest.pop(SECTION, None)
+    manifest["files"].pop(REFERENCES_FILE, None)
     if section is not None:
         manifest[SECTION] = section
-    write_card_and_manifest(Path(bundle_dir), manifest)
+    if bank is not None:
+        path = bundle_dir / REFERENCES_FILE
+        write_atomic(path, np.ascontiguousarray(bank, dtype=np.uint8).tobytes())
+        manifest["files"][REFERENCES_FILE] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        manifest[SECTION]["references"] = {"file": REFERENCES_FILE, "shape": list(bank.shape), **REFERENCES_DRAWN}
+    elif (bundle_dir / REFERENCES_FILE).exists():
+        (bundle_dir / REFERENCES_FILE).unlink()
+    write_card_and_manifest(bundle_dir, manifest)
 
 
 def fit(runs: dict, names: list, inset_rate: float) -> dict:
@@ -132,6 +151,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="Omniglot zips (env OMNIGLOT_DATA_DIR)")
     parser.add_argument("--fit-queries", type=int, default=3000, help="in-set queries per setting to fit on")
     parser.add_argument("--test-queries", type=int, default=1000, help="held-out in-set queries per setting")
+    parser.add_argument("--references", type=int, default=None, help="drawings in the bank (0: none; default 60)")
     parser.add_argument("--inset-rate", type=float, default=0.05, help="share of in-set queries a threshold flags")
     parser.add_argument("--raw", type=Path, help="keep each setting's inputs here, and reuse them")
     parser.add_argument("--dry-run", action="store_true", help="print the figures, do not write the bundle")
@@ -140,28 +160,34 @@ def main(argv=None) -> int:
     for flag, value in (("--fit-queries", args.fit_queries), ("--test-queries", args.test_queries)):
         if value < 1:
             parser.error(f"argument {flag}: must be >= 1, got {value}")
+    if args.references is not None and (args.references == 1 or args.references < 0):
+        parser.error(f"argument --references: must be 0 (no bank) or >= 2, got {args.references}")
     if not 0 < args.inset_rate < 1:
         parser.error(f"argument --inset-rate: must be between 0 and 1, got {args.inset_rate}")
     import torch
 
     from bundle import MANIFEST_FILE
     from bundle.open_set import input_names
-    from tools.open_set_tasks import SCRIBBLE, OpenSetTasks
+    from tools.open_set_tasks import REFERENCES, SCRIBBLE, OpenSetTasks
+    from training.tasks import to_tensor
 
     tasks = OpenSetTasks(args.checkpoint, args.bundle, args.data_dir)
+    count = REFERENCES if args.references is None else args.references
+    bank = tasks.reference_bank(count) if count else None
+    bank_inputs = None if bank is None else to_tensor(bank)
     (low, high), (low_shots, high_shots) = tasks.bundle.classes_range, tasks.bundle.shots_range
     runs, counts, core_s = {}, {}, 0.0  # core_s: adapting and scoring, one thread (kept runs included)
     for ways in range(low, high + 1):
         for shots in range(low_shots, high_shots + 1):
             n_fit, n_test = task_count(args.fit_queries, ways, 200), task_count(args.test_queries, ways, 100)
             runs[ways, shots] = (
-                collect(tasks, args.raw, "mirrored", ways, shots, n_fit),
-                collect(tasks, args.raw, "test", ways, shots, n_test),
+                collect(tasks, args.raw, "mirrored", ways, shots, n_fit, bank_inputs),
+                collect(tasks, args.raw, "test", ways, shots, n_test, bank_inputs),
             )
             counts[f"{ways}x{shots}"] = {"fitting": n_fit, "held_out": n_test}
             core_s += sum(float(run["wall_s"]) for run in runs[ways, shots])
             print(f"{ways}x{shots}: {n_fit} fitting and {n_test} held-out tasks", file=sys.stderr, flush=True)
-    section, figures = fit(runs, input_names(tasks.spec.layers), args.inset_rate)
+    section, figures = fit(runs, input_names(tasks.spec.layers, bank is not None), args.inset_rate)
     for row in figures:
         f = row["flagged"]
         print(
@@ -191,7 +217,7 @@ def main(argv=None) -> int:
     }
     section["held_out"] = figures
     if not args.dry_run:
-        write_open_set(args.bundle, section)
+        write_open_set(args.bundle, section, bank)
         print(f"recorded in {args.bundle / MANIFEST_FILE}")
     return 0
 

@@ -21,6 +21,9 @@ import numpy as np
 # the heading turning by a normal 0.9 rad a step, starting in the middle 60 %, kept inside 5 % margins.
 SCRIBBLE = dict(strokes=(1, 4), steps=(15, 50), step=(0.03, 0.07), turn=0.9, start=(0.2, 0.8), margin=0.05)
 SPLITS = ("train", "test", "mirrored")
+# The open-set score's bank of reference drawings (bundle/open_set.py): the first drawing of each of
+# REFERENCES training characters drawn with REFERENCE_SEED (60 measured in docs/results.md, "Open-set").
+REFERENCES, REFERENCE_SEED = 60, 1234
 
 
 def scribble_strokes(rng: np.random.Generator) -> list:
@@ -182,14 +185,28 @@ class OpenSetTasks:
             )
             yield meta, params, support, labels, queries
 
-    def score_inputs(self, params, task: int, support, labels, queries, ways: int) -> tuple:
+    def reference_bank(self, count: int = REFERENCES) -> np.ndarray:
+        """uint8 [count, 1, 28, 28]: the open-set bank, the first drawing of `count` training characters."""
+        train = self.images["train"]
+        return np.ascontiguousarray(
+            train[np.random.default_rng(REFERENCE_SEED).choice(len(train), count, replace=False), 0]
+        )
+
+    def score_inputs(self, params, task: int, support, labels, queries, ways: int, bank=None) -> tuple:
         """The product's open-set score inputs (bundle/open_set.py) of one adapted task's queries, each in
-        one batch with the support set -> (inputs float64 [q, 1 + 2L], logits float64 [q, N])."""
+        one batch with the support set -> (inputs float64 [q, 1 + 2L], or [q, 1 + 4L] with the bank
+        (model inputs [R, 1, 28, 28], predicted in one batch with the support set), logits float64 [q, N])."""
         import torch
 
-        from bundle.open_set import score_inputs
+        from bundle.open_set import reference_statistics, score_inputs
 
         q, n = len(queries), len(support)
+        reference = None
+        if bank is not None:
+            with torch.no_grad():
+                blocks, _, _ = embed(self.spec, [p[task : task + 1] for p in params], torch.cat([support, bank])[None])
+            features = torch.cat([h.reshape(n + len(bank), -1) for h in blocks], -1).double().numpy()
+            reference = reference_statistics(features, labels.numpy(), ways, [list(h.shape[1:]) for h in blocks])
         batches = query_batches(support, queries).reshape(1, -1, *support.shape[1:])
         with torch.no_grad():
             blocks, _, logits = embed(self.spec, [p[task : task + 1] for p in params], batches, batches=q)
@@ -198,4 +215,5 @@ class OpenSetTasks:
         logits = logits[0].reshape(n + 1, q, -1)[-1].double()
         probabilities = logits.softmax(-1).numpy()
         blocks_shape = [list(h.shape[1:]) for h in blocks]
-        return score_inputs(features, probabilities, labels.numpy(), ways, blocks_shape), logits.numpy()
+        inputs = score_inputs(features, probabilities, labels.numpy(), ways, blocks_shape, reference)
+        return inputs, logits.numpy()
