@@ -174,3 +174,27 @@ def bundle_with_open_set(source: Path, target: Path, section: dict | None = PROV
     shutil.copytree(source, target)
     write_open_set(target, section)
     return target
+
+
+def bank_section(count: int = 4) -> dict:
+    """A usable open-set section (4 blocks) that reads a bank of `count` reference drawings: the
+    provisional thresholds, weights that keep the scores of random drawings mid-range."""
+    from bundle.open_set import REFERENCES_FILE, input_names
+
+    names = input_names(4, references=True)
+    section = dict(PROVISIONAL_OPEN_SET, inputs=names, weights=[0.3] * len(names), bias=0.0)
+    section.update(mean=[0.0] * len(names), scale=[1.0] * len(names))
+    return dict(section, references={"file": REFERENCES_FILE, "shape": [count, 1, 28, 28]})
+
+
+def bundle_with_bank(source: Path, target: Path, count: int = 4) -> tuple:
+    """A copy of the bundle at `source` in `target` with bank_section and a random bank of `count`
+    drawings -> (path, the bank, uint8 [count, 1, 28, 28])."""
+    from tools.fit_open_set import write_open_set
+
+    bank = np.random.default_rng(6).integers(0, 256, size=(count, 1, 28, 28), dtype=np.uint8)
+    copy = bundle_with_open_set(source, target, None)
+    section = bank_section(count)
+    section.pop("references")  # write_open_set records the file it writes
+    write_open_set(copy, section, bank)
+    return copy, bank

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from server_helpers import PROVISIONAL_OPEN_SET, bundle_with_open_set
+from server_helpers import PROVISIONAL_OPEN_SET, bank_section, bundle_with_bank, bundle_with_open_set
 
 from bundle import BundleError, load_bundle, write_card_and_manifest
 from bundle.open_set import (
@@ -150,28 +150,8 @@ def test_section_checks_name_the_problem():
         assert "references" in check_section(dict(banked, references=bad), 4, (2, 10), (1, 5))
 
 
-def bank_section(count: int = 4) -> dict:
-    """A usable 17-input section that reads a bank of `count` drawings (mid-range scores)."""
-    names = input_names(4, references=True)
-    section = dict(PROVISIONAL_OPEN_SET, inputs=names, weights=[0.3] * len(names), bias=0.0)
-    section.update(mean=[0.0] * len(names), scale=[1.0] * len(names))
-    return dict(section, references={"file": REFERENCES_FILE, "shape": [count, 1, 28, 28]})
-
-
-def bank_bundle(target: Path, count: int = 4) -> tuple:
-    """A copy of the served bundle with bank_section and a random bank of `count` -> (path, bank uint8)."""
-    from tools.fit_open_set import write_open_set
-
-    bank = np.random.default_rng(6).integers(0, 256, size=(count, 1, 28, 28), dtype=np.uint8)
-    copy = bundle_with_open_set(SERVED, target, None)
-    section = bank_section(count)
-    section.pop("references")  # write_open_set records the file it writes
-    write_open_set(copy, section, bank)
-    return copy, bank
-
-
 def test_the_reader_loads_the_bank_and_refuses_a_bad_one(tmp_path):
-    copy, bank = bank_bundle(tmp_path / "bundle")
+    copy, bank = bundle_with_bank(SERVED, tmp_path / "bundle")
     bundle = load_bundle(copy)
     np.testing.assert_array_equal(bundle.open_set_references, bank.astype(np.float32) / np.float32(255))
     assert bundle.open_set["references"]["shape"] == [4, 1, 28, 28]
@@ -182,7 +162,12 @@ def test_the_reader_loads_the_bank_and_refuses_a_bad_one(tmp_path):
     (copy / REFERENCES_FILE).write_bytes(bank.tobytes()[:-1])
     with pytest.raises(BundleError, match=REFERENCES_FILE):  # its sha256
         load_bundle(copy)
+    (copy / REFERENCES_FILE).write_bytes(bank.tobytes())
     manifest = json.loads((copy / "model.json").read_text())
+    manifest["open_set"]["references"]["shape"] = [5, 1, 28, 28]  # more drawings than the file holds
+    write_card_and_manifest(copy, manifest)
+    with pytest.raises(BundleError, match=f"{REFERENCES_FILE}: 3136 bytes"):
+        load_bundle(copy)
     manifest["open_set"]["references"]["shape"] = [4, 1, 28, 27]
     write_card_and_manifest(copy, manifest)
     with pytest.raises(BundleError, match="references.shape"):
@@ -258,7 +243,7 @@ def test_the_fitted_inputs_with_the_bank_are_the_products(open_set_tasks, tmp_pa
     from training.tasks import to_tensor
 
     tasks = open_set_tasks
-    copy, bank = bank_bundle(tmp_path / "bundle", count=6)
+    copy, bank = bundle_with_bank(SERVED, tmp_path / "bundle", count=6)
     bundle = load_bundle(copy)
     _, params, support, labels, queries = next(tasks.adapted("test", 4, 1, 2, seed=8))
     for task in range(2):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from node_helpers import node_or_skip, run_node
-from server_helpers import bundle_with_open_set
+from server_helpers import bundle_with_bank, bundle_with_open_set
 
 from bundle import build_head, load_bundle, open_set
 from server.config import DEFAULT_MODEL
@@ -183,10 +183,24 @@ def test_engine_js_gives_the_python_unknown_scores(tmp_path):
     assert out["cases"][0]["unknownScores"] is None and out["cases"][0]["unknown"] is None
 
 
-def random_section(rng, layers: int) -> dict:
-    """An open-set section with random (valid) values for `layers` blocks, scaled so that the scores of
-    random features spread over (0, 1) rather than saturate."""
-    names = open_set.input_names(layers)
+@pytest.mark.slow
+def test_engine_js_gives_the_python_unknown_scores_with_a_bank(tmp_path):
+    """A section that reads a bank of reference drawings: the browser fetches and checks the bank and
+    gives the Python scores, non-transductive and transductive."""
+    node = node_or_skip()
+    path, _ = bundle_with_bank(BUNDLE, tmp_path / "bank", count=6)
+    bundle = load_bundle(path)
+    rng = np.random.default_rng(12)
+    cases = adapt_cases(bundle, rng, [(4, 1, 3, "adam", False, 10), (3, 2, 2, "adam", True, 5)])
+    out = run_node(node, SCRIPT, engine_spec(path, cases), tmp_path)
+    for case, got in zip(cases, out["cases"], strict=True):
+        assert np.abs(np.array(got["unknownScores"]) - case["reference"].unknown_scores).max() < 1e-3
+
+
+def random_section(rng, layers: int, references: bool = False) -> dict:
+    """An open-set section with random (valid) values for `layers` blocks (with a bank's z-score inputs),
+    scaled so that the scores of random features spread over (0, 1) rather than saturate."""
+    names = open_set.input_names(layers, references)
     return {
         "inputs": names,
         "mean": rng.uniform(0.3, 1, len(names)).tolist(),
@@ -199,20 +213,27 @@ def random_section(rng, layers: int) -> dict:
 
 def test_open_set_js_is_the_python_arithmetic(tmp_path):
     """Score inputs, scores, setting and threshold of fixed random features, probabilities and labels
-    (uneven shots included) within 1e-9; a malformed section is refused by both sides."""
+    (uneven shots included; with a bank's features in some) within 1e-9; a malformed section is refused
+    by both sides."""
     node = node_or_skip(runtime=False)
     rng = np.random.default_rng(3)
     cases = []
-    for blocks, labels, queries in [
-        ([[4, 3, 3], [4, 2, 2], [2, 1, 1]], [0, 1, 2, 0, 1], 3),
-        ([[3, 2, 2], [5, 1, 1]], [1, 0, 1, 1, 0, 2, 2, 3], 2),
-        (json.loads((BUNDLE / "model.json").read_text())["architecture"]["feature_blocks"], [0, 1, 0, 1], 1),
+    for blocks, labels, queries, references in [
+        ([[4, 3, 3], [4, 2, 2], [2, 1, 1]], [0, 1, 2, 0, 1], 3, 0),
+        ([[3, 2, 2], [5, 1, 1]], [1, 0, 1, 1, 0, 2, 2, 3], 2, 0),
+        (json.loads((BUNDLE / "model.json").read_text())["architecture"]["feature_blocks"], [0, 1, 0, 1], 1, 0),
+        ([[4, 3, 3], [4, 2, 2], [2, 1, 1]], [0, 1, 2, 0, 1], 3, 5),
+        ([[3, 2, 2], [5, 1, 1]], [1, 0, 1, 1, 0, 2, 2, 3], 2, 7),
     ]:
         classes = max(labels) + 1
         d = sum(c * h * w for c, h, w in blocks)
         features = rng.normal(0, 1, (queries, len(labels) + 1, d)) * (rng.uniform(size=d) > 0.3)  # zeros, as ReLU's
         features[0, -1, : np.prod(blocks[0])] = 0  # a query's block 1 all zero: the norms' floor (1e-12)
         probabilities = rng.dirichlet(np.ones(classes), queries)
+        bank = rng.normal(0, 1, (len(labels) + references, d)) * (rng.uniform(size=d) > 0.3)
+        section = random_section(rng, len(blocks), references=bool(references))
+        if references:
+            section["references"] = {"file": open_set.REFERENCES_FILE, "shape": [references, 1, 28, 28]}
         cases.append(
             {
                 "features": features.reshape(queries, -1).tolist(),
@@ -220,7 +241,8 @@ def test_open_set_js_is_the_python_arithmetic(tmp_path):
                 "labels": labels,
                 "classes": classes,
                 "blocks": blocks,
-                "section": random_section(rng, len(blocks)),
+                "section": section,
+                **({"bank": bank.ravel().tolist(), "references": references} if references else {}),
             }
         )
     manifest = json.loads((BUNDLE / "model.json").read_text())
@@ -237,11 +259,32 @@ def test_open_set_js_is_the_python_arithmetic(tmp_path):
     ] + [{**manifest, open_set.SECTION: []}]
     no_features = json.loads(json.dumps(manifest))
     no_features["graphs"]["predict"]["outputs"] = no_features["graphs"]["predict"]["outputs"][:2]
+    banked = json.loads(json.dumps(manifest))
+    banked[open_set.SECTION] = random_section(rng, len(manifest["architecture"]["feature_blocks"]), references=True)
+    banked[open_set.SECTION]["references"] = {"file": open_set.REFERENCES_FILE, "shape": [6, 1, 28, 28]}
+    banked["files"][open_set.REFERENCES_FILE] = {"sha256": "0" * 64, "bytes": 4704}
+    bad_banks = [
+        {**banked, open_set.SECTION: {**banked[open_set.SECTION], "references": references}}
+        for references in [
+            {"file": open_set.REFERENCES_FILE, "shape": [6, 1, 28, 27]},  # not the input's image shape
+            {"file": "other.u8", "shape": [6, 1, 28, 28]},  # not one of the bundle's files
+            {"file": open_set.REFERENCES_FILE, "shape": [1, 1, 28, 28]},  # one reference has no spread
+            {"file": open_set.REFERENCES_FILE},
+        ]
+    ] + [{**banked, open_set.SECTION: {**banked[open_set.SECTION], "inputs": manifest[open_set.SECTION]["inputs"]}}]
+    bad_banks[-1][open_set.SECTION].update({k: manifest[open_set.SECTION][k] for k in ("mean", "scale", "weights")})
     manifests = [manifest, {k: v for k, v in manifest.items() if k != open_set.SECTION}, *broken, no_features]
+    manifests += [banked, *bad_banks]
     out = run_node(node, OPEN_SET_SCRIPT, {"cases": cases, "manifests": manifests}, tmp_path)
     for case, got in zip(cases, out["cases"], strict=True):
         features = np.array(case["features"]).reshape(len(case["probabilities"]), len(case["labels"]) + 1, -1)
-        inputs = open_set.score_inputs(features, case["probabilities"], case["labels"], case["classes"], case["blocks"])
+        reference = None
+        if "bank" in case:
+            bank = np.array(case["bank"]).reshape(len(case["labels"]) + case["references"], -1)
+            reference = open_set.reference_statistics(bank, case["labels"], case["classes"], case["blocks"])
+        inputs = open_set.score_inputs(
+            features, case["probabilities"], case["labels"], case["classes"], case["blocks"], reference
+        )
         assert np.abs(np.array(got["inputs"]) - inputs).max() < 1e-9
         scores = open_set.unknown_scores(inputs, case["section"])
         assert np.abs(np.array(got["scores"]) - scores).max() < 1e-9

@@ -4,7 +4,9 @@
 // model.json has one. The onnxruntime namespace is passed in, so the same code runs in the page's
 // Web Worker (onnxruntime-web) and under Node in the tests.
 import { Cancelled } from "./cancelled.js";
-import { FEATURES_OUTPUT, manifestProblem, queryScoreInputs, taskSetting, threshold, unknownScores } from "./open_set.js";
+import {
+  FEATURES_OUTPUT, manifestProblem, queryScoreInputs, referenceImages, referenceStatistics, taskSetting, threshold, unknownScores,
+} from "./open_set.js";
 
 export const FORMAT = "reptile-bundle";
 export const FORMAT_VERSION = 1;
@@ -89,6 +91,7 @@ export class Model {
     this.paramNames = manifest.architecture.parameters.map((p) => p.name);
     this.paramShapes = Object.fromEntries(manifest.architecture.parameters.map((p) => [p.name, p.shape]));
     this.trainedWays = manifest.trained_ways;
+    this.references = null; // the open-set bank as model inputs, Float32Array [R * 784] (load sets it)
   }
 
   // base: URL of the bundle folder ending in "/"; fetchBytes(url) -> Uint8Array (fetch by default).
@@ -127,8 +130,16 @@ export class Model {
     };
     const first = ["predict", `train_step_${manifest.adaptation.optimizer}`];
     first.forEach(session);
+    const bank = manifest.open_set?.references; // the open-set score's reference drawings (open_set.js)
+    const bankBytes = bank ? fetchFile(manifest, bank.file) : null;
     const tensors = parseSafetensors(await fetchFile(manifest, manifest.weights.file));
     const model = new Model(await runtime, manifest, tensors, session);
+    if (bank) {
+      const bytes = await bankBytes;
+      const needed = bank.shape.reduce((a, b) => a * b, 1);
+      if (bytes.length !== needed) throw new BundleError(`${bank.file}: ${bytes.length} bytes, its shape [${bank.shape}] needs ${needed}`);
+      model.references = referenceImages(bytes);
+    }
     model.checkWeights();
     await Promise.all(first.map(session));
     return model;
@@ -352,6 +363,16 @@ export class Model {
   // Each query predicted in one batch with the support set (its row last) -> {probabilities, logits}
   // of the queries' rows, and with an open-set section each query's score inputs (open_set.js).
   async predictEach(params, images, batch, queries, labels, classes, section) {
+    const blocks = this.manifest.architecture.feature_blocks;
+    let reference = null;
+    if (section && this.references) { // the bank: one batch with the support set
+      const count = this.references.length / 784;
+      const withBank = new Float32Array((batch + count) * 784);
+      withBank.set(images);
+      withBank.set(this.references, batch * 784);
+      const out = await this.predict(params, withBank, batch + count, classes, true);
+      reference = referenceStatistics(out.features, labels, classes, blocks, count);
+    }
     const withQuery = new Float32Array((batch + 1) * 784);
     withQuery.set(images);
     const probabilities = [];
@@ -363,8 +384,7 @@ export class Model {
       probabilities.push(Array.from(out.probabilities.subarray(batch * classes)));
       logits.push(Array.from(out.logits.subarray(batch * classes)));
       if (section) {
-        scoreInputs.push(queryScoreInputs(out.features, probabilities.at(-1), labels, classes,
-          this.manifest.architecture.feature_blocks));
+        scoreInputs.push(queryScoreInputs(out.features, probabilities.at(-1), labels, classes, blocks, reference));
       }
     }
     return { probabilities, logits, scoreInputs };
