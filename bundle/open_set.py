@@ -38,9 +38,8 @@ SPREAD_FLOOR = 1e-6  # added to each class's spread of reference cosines, so a z
 
 def input_names(layers: int, references: bool = False) -> list:
     """The score's inputs, in order, for a network of `layers` conv blocks (with the bank's z-scores)."""
-    views = [f"block{b}_cosine" for b in range(1, layers + 1)] + [
-        f"block{b}_pooled_cosine" for b in range(1, layers + 1)
-    ]
+    blocks = range(1, layers + 1)
+    views = [f"block{b}_cosine" for b in blocks] + [f"block{b}_pooled_cosine" for b in blocks]
     return ["msp", *views, *([f"{name}_z" for name in views] if references else [])]
 
 
