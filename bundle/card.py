@@ -239,8 +239,8 @@ def _open_set_lines(section: dict | None) -> list:
     references = section.get("references")
     if references:
         lines += [
-            f"The score also reads a bank of {references['shape'][0]} reference drawings (`{references['file']}`, "
-            f"{references.get('drawn', 'drawings of training characters')}): predicted once with the support set, "
+            f"The score also reads a bank of {references['shape'][0]} reference drawings in `{references['file']}`: "
+            f"{references.get('drawn', 'drawings of training characters')}. Predicted once with the support set, "
             "they give each class the mean and spread of how similar other characters look to it, and the "
             "query's cosines enter as z-scores against them too.",
             "",

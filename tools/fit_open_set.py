@@ -38,10 +38,7 @@ from tools.open_set_tasks import open_set_figures
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("OMNIGLOT_DATA_DIR", ROOT.parent / "shared" / "data" / "omniglot"))
 SEED = 1
-REFERENCES_DRAWN = {
-    "drawn": "the first drawing of each of that many training characters (tools/open_set_tasks.py reference_bank)",
-    "encoding": "uint8, row-major; the model input is value / 255 (ink = 1)",
-}
+ENCODING = "uint8, row-major; the model input is value / 255 (ink = 1)"
 
 
 def collect(tasks, raw: Path | None, split: str, ways: int, shots: int, count: int, bank=None) -> dict:
@@ -94,6 +91,7 @@ def write_open_set(bundle_dir: Path, section: dict | None, bank: np.ndarray | No
     from bundle import MANIFEST_FILE, write_card_and_manifest
     from bundle.files import sha256_file, write_atomic
     from bundle.open_set import REFERENCES_FILE, SECTION
+    from tools.open_set_tasks import REFERENCE_CHOICE
 
     bundle_dir = Path(bundle_dir)
     manifest = json.loads((bundle_dir / MANIFEST_FILE).read_text())
@@ -105,7 +103,13 @@ def write_open_set(bundle_dir: Path, section: dict | None, bank: np.ndarray | No
         path = bundle_dir / REFERENCES_FILE
         write_atomic(path, np.ascontiguousarray(bank, dtype=np.uint8).tobytes())
         manifest["files"][REFERENCES_FILE] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-        manifest[SECTION]["references"] = {"file": REFERENCES_FILE, "shape": list(bank.shape), **REFERENCES_DRAWN}
+        drawn = f"the first drawing of each of {len(bank)} training characters ({REFERENCE_CHOICE})"
+        manifest[SECTION]["references"] = {
+            "file": REFERENCES_FILE,
+            "shape": list(bank.shape),
+            "drawn": drawn,
+            "encoding": ENCODING,
+        }
     elif (bundle_dir / REFERENCES_FILE).exists():
         (bundle_dir / REFERENCES_FILE).unlink()
     write_card_and_manifest(bundle_dir, manifest)

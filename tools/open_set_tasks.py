@@ -24,6 +24,7 @@ SPLITS = ("train", "test", "mirrored")
 # The open-set score's bank of reference drawings (bundle/open_set.py): the first drawing of each of
 # REFERENCES training characters drawn with REFERENCE_SEED (60 measured in docs/results.md, "Open-set").
 REFERENCES, REFERENCE_SEED = 60, 1234
+REFERENCE_CHOICE = f"chosen by numpy's default_rng({REFERENCE_SEED}), tools/open_set_tasks.py reference_bank"
 
 
 def scribble_strokes(rng: np.random.Generator) -> list:
