@@ -36,7 +36,7 @@ SWAGGER_DIST = Path("node_modules") / "swagger-ui-dist"
 # What /docs loads of Swagger UI (the bundle sets the global SwaggerUIBundle), and their source maps.
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 SWAGGER_ALLOWED = frozenset(SWAGGER_FILES + tuple(f + ".map" for f in SWAGGER_FILES))
-MODEL_SUFFIXES = {".json", ".onnx", ".safetensors", ".md", ".txt"}
+MODEL_SUFFIXES = {".json", ".onnx", ".safetensors", ".md", ".txt", ".u8"}  # .u8: the open-set bank (raw uint8)
 WEB_HIDDEN = {"templates", "node_modules"}
 
 
