@@ -227,12 +227,16 @@ def open_set_tasks(omniglot_dir, tmp_path_factory):
 
 def test_the_fitted_inputs_are_the_products(open_set_tasks):
     """The torch path the score is fitted on computes what Bundle.adapt (ONNX) computes."""
+    import torch
+
     tasks = open_set_tasks
     _, params, support, labels, queries = next(tasks.adapted("test", 3, 2, 2, seed=5))
     ink = queries.amax((2, 3, 4))  # [tasks, N + 2]: every query, the scribble too, is a model input in [0, 1]
     assert (ink > 0.5).all() and (ink <= 1).all() and (support.amax() <= 1)
+    references = tasks.bundle.open_set_references  # the served section's bank, when it has one
+    bank = None if references is None else torch.from_numpy(references)
     for task in range(2):
-        inputs, logits = tasks.score_inputs(params, task, support[task], labels[task], queries[task], 3)
+        inputs, logits = tasks.score_inputs(params, task, support[task], labels[task], queries[task], 3, bank)
         result = tasks.bundle.adapt(support[task].numpy(), labels[task].numpy(), queries[task].numpy())
         np.testing.assert_allclose(result.logits, logits, atol=2e-4)
         np.testing.assert_allclose(unknown_scores(inputs, tasks.bundle.open_set), result.unknown_scores, atol=1e-4)
