@@ -209,7 +209,7 @@ def plot(curves: dict, path: Path) -> None:
         mean, low, high = ([100 * a for a in c[key]] for key in ("mean", "min", "max"))
         hours = [s / divide for s in c["seconds"]]
         for axis, x in ((by_iteration, c["iterations"]), (by_time, hours)):
-            (line,) = axis.plot(x, mean, label=f"{name} ({c['seeds']} seeds)")
+            (line,) = axis.plot(x, mean, label=f"{name} ({c['seeds']} seed{'' if c['seeds'] == 1 else 's'})")
             axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     by_iteration.set(xlabel="meta-iteration", ylabel="held-out few-shot accuracy (%)")
     by_time.set(xlabel=f"training time ({unit}, mean over seeds)")
