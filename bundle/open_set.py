@@ -178,7 +178,12 @@ def read_references(bundle_dir, section: dict) -> np.ndarray | None:
     needed = int(np.prod(references["shape"]))
     if raw.size != needed:
         raise ValueError(f"{references['file']}: {raw.size} bytes, its shape {references['shape']} needs {needed}")
-    return raw.reshape(references["shape"]).astype(np.float32) / np.float32(255.0)
+    return read_references_bytes(raw.reshape(references["shape"]))
+
+
+def read_references_bytes(raw: np.ndarray) -> np.ndarray:
+    """uint8 ink -> the model input, float32 value / 255 (as training/tasks.py to_tensor divides)."""
+    return raw.astype(np.float32) / np.float32(255.0)
 
 
 def _reference_shape(references) -> bool:

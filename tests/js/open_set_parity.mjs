@@ -6,10 +6,13 @@
 import { readFileSync } from "node:fs";
 
 import { Model } from "../../web/js/engine.js";
-import { checkSection, referenceStatistics, scoreInputs, taskSetting, threshold, unknownScores } from "../../web/js/open_set.js";
+import {
+  checkSection, referenceImages, referenceStatistics, scoreInputs, taskSetting, threshold, unknownScores,
+} from "../../web/js/open_set.js";
 
 const spec = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const out = { cases: [], manifests: [] };
+// every byte value of a bank as the model input the page feeds (float32, printed exactly)
+const out = { cases: [], manifests: [], referenceImages: Array.from(referenceImages(Uint8Array.from({ length: 256 }, (_, v) => v))) };
 for (const c of spec.cases) {
   const features = c.features.map((f) => Float64Array.from(f));
   const reference = c.bank
