@@ -131,11 +131,9 @@ export class Model {
     const first = ["predict", `train_step_${manifest.adaptation.optimizer}`];
     first.forEach(session);
     const bank = manifest.open_set?.references; // the open-set score's reference drawings (open_set.js)
-    const bankBytes = bank ? fetchFile(manifest, bank.file) : null;
-    const tensors = parseSafetensors(await fetchFile(manifest, manifest.weights.file));
-    const model = new Model(await runtime, manifest, tensors, session);
+    const [weights, bytes] = await Promise.all([fetchFile(manifest, manifest.weights.file), bank && fetchFile(manifest, bank.file)]);
+    const model = new Model(await runtime, manifest, parseSafetensors(weights), session);
     if (bank) {
-      const bytes = await bankBytes;
       const needed = bank.shape.reduce((a, b) => a * b, 1);
       if (bytes.length !== needed) throw new BundleError(`${bank.file}: ${bytes.length} bytes, its shape [${bank.shape}] needs ${needed}`);
       model.references = referenceImages(bytes);
