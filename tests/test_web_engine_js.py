@@ -13,7 +13,7 @@ import pytest
 from node_helpers import node_or_skip, run_node
 from server_helpers import bundle_with_bank, bundle_with_open_set
 
-from bundle import build_head, load_bundle, open_set
+from bundle import build_head, load_bundle, open_set, write_card_and_manifest
 from server.config import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,6 +195,17 @@ def test_engine_js_gives_the_python_unknown_scores_with_a_bank(tmp_path):
     out = run_node(node, SCRIPT, engine_spec(path, cases), tmp_path)
     for case, got in zip(cases, out["cases"], strict=True):
         assert np.abs(np.array(got["unknownScores"]) - case["reference"].unknown_scores).max() < 1e-3
+    (path / open_set.REFERENCES_FILE).write_bytes(bytes(4 * 784))  # another bank: its sha256 fails
+    assert (
+        "open_set_references.u8 does not match its sha256"
+        in run_node(node, SCRIPT, engine_spec(path, []), tmp_path)["loadError"]
+    )
+    short, bank = bundle_with_bank(BUNDLE, tmp_path / "short", count=4)
+    manifest = json.loads((short / "model.json").read_text())
+    manifest[open_set.SECTION]["references"]["shape"] = [5, 1, 28, 28]  # more drawings than the file holds
+    write_card_and_manifest(short, manifest)
+    error = run_node(node, SCRIPT, engine_spec(short, []), tmp_path)["loadError"]
+    assert error == f"BundleError: {open_set.REFERENCES_FILE}: {bank.size} bytes, its shape [5,1,28,28] needs 3920"
 
 
 def random_section(rng, layers: int, references: bool = False) -> dict:

@@ -12,7 +12,13 @@ const spec = JSON.parse(readFileSync(process.argv[2], "utf8"));
 // spec.bundle: a bundle folder; spec.cases: the adaptations (Model.adapt's arguments)
 const base = pathToFileURL(spec.bundle.endsWith("/") ? spec.bundle : `${spec.bundle}/`).href;
 const fetchBytes = async (url) => new Uint8Array(readFileSync(new URL(url)));
-const model = await Model.load(ort, base, { fetchBytes });
+let model;
+try {
+  model = await Model.load(ort, base, { fetchBytes });
+} catch (error) { // a bundle Model.load refuses: its error is the output
+  process.stdout.write(JSON.stringify({ loadError: `${error.name}: ${error.message}` }));
+  process.exit(0);
+}
 const out = { cases: [] };
 // c.start: another bundle folder, adapted as a comparison start (its weights on this model's graphs);
 // its refusal is reported as {error}. c.trace: also Model.trace's probabilities after each step.
