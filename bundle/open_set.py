@@ -32,7 +32,8 @@ import numpy as np
 
 SECTION = "open_set"  # model.json's key
 FEATURES_OUTPUT = "features"  # the predict graph's output it reads: every block's output, flat, concatenated
-REFERENCES_FILE = "open_set_references.u8"  # the bank: uint8 ink (value / 255 is the model input), row-major
+REFERENCES_FILE = "open_set_references.u8"  # the bank, in REFERENCES_ENCODING
+REFERENCES_ENCODING = "uint8, row-major; the model input is value / 255 (ink = 1)"
 SPREAD_FLOOR = 1e-6  # added to each class's spread of reference cosines, so a z-score never divides by 0
 
 
@@ -178,10 +179,10 @@ def read_references(bundle_dir, section: dict) -> np.ndarray | None:
     needed = int(np.prod(references["shape"]))
     if raw.size != needed:
         raise ValueError(f"{references['file']}: {raw.size} bytes, its shape {references['shape']} needs {needed}")
-    return read_references_bytes(raw.reshape(references["shape"]))
+    return references_as_inputs(raw.reshape(references["shape"]))
 
 
-def read_references_bytes(raw: np.ndarray) -> np.ndarray:
+def references_as_inputs(raw: np.ndarray) -> np.ndarray:
     """uint8 ink -> the model input, float32 value / 255 (as training/tasks.py to_tensor divides)."""
     return raw.astype(np.float32) / np.float32(255.0)
 

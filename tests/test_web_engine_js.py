@@ -303,7 +303,7 @@ def test_open_set_js_is_the_python_arithmetic(tmp_path):
         assert got["threshold"] == open_set.threshold(case["section"], got["setting"])
         assert got["problem"] is None
     bank = np.array(out["referenceImages"], dtype=np.float32)  # the page's model input of each byte value
-    np.testing.assert_array_equal(bank, open_set.read_references_bytes(np.arange(256, dtype=np.uint8)))
+    np.testing.assert_array_equal(bank, open_set.references_as_inputs(np.arange(256, dtype=np.uint8)))
     for sent, got in zip(manifests, out["manifests"], strict=True):
         problem = open_set.manifest_problem(sent, "model.json")
         assert (got is None) == (problem is None), (problem, got)

@@ -38,7 +38,6 @@ from tools.open_set_tasks import open_set_figures
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("OMNIGLOT_DATA_DIR", ROOT.parent / "shared" / "data" / "omniglot"))
 SEED = 1
-ENCODING = "uint8, row-major; the model input is value / 255 (ink = 1)"
 
 
 def collect(tasks, raw: Path | None, split: str, ways: int, shots: int, count: int, bank=None) -> dict:
@@ -90,7 +89,7 @@ def write_open_set(bundle_dir: Path, section: dict | None, bank: np.ndarray | No
     bank (uint8 [R, 1, 28, 28]): the reference drawings, written as the section's references file."""
     from bundle import MANIFEST_FILE, write_card_and_manifest
     from bundle.files import sha256_file, write_atomic
-    from bundle.open_set import REFERENCES_FILE, SECTION
+    from bundle.open_set import REFERENCES_ENCODING, REFERENCES_FILE, SECTION
     from tools.open_set_tasks import REFERENCE_CHOICE
 
     bundle_dir = Path(bundle_dir)
@@ -108,7 +107,7 @@ def write_open_set(bundle_dir: Path, section: dict | None, bank: np.ndarray | No
             "file": REFERENCES_FILE,
             "shape": list(bank.shape),
             "drawn": drawn,
-            "encoding": ENCODING,
+            "encoding": REFERENCES_ENCODING,
         }
     elif (bundle_dir / REFERENCES_FILE).exists():
         (bundle_dir / REFERENCES_FILE).unlink()

@@ -1,8 +1,7 @@
 // web/js/open_set.js on cases written by tests/test_web_engine_js.py: the score's inputs, scores and
 // thresholds of fixed random features, probabilities and labels, with a bank's features where a case
-// has one (the Python side compares them with
-// bundle/open_set.py), and Model.checkManifest's answer to manifests whose open-set section is
-// malformed. Usage: node tests/js/open_set_parity.mjs CASES.json
+// has one (the Python side compares them with bundle/open_set.py), and Model.checkManifest's answer
+// to manifests whose open-set section is malformed. Usage: node tests/js/open_set_parity.mjs CASES.json
 import { readFileSync } from "node:fs";
 
 import { Model } from "../../web/js/engine.js";
