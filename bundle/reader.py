@@ -40,7 +40,12 @@ class AdaptResult:
 class Bundle(VerifiedBundle):
     """A verified bundle. Create with Bundle.load / load_bundle."""
 
-    _references = None  # the open-set bank (load_bundle reads it)
+    def __init__(self, path: Path, manifest: dict, tensors: dict, threads: int | None = None):
+        super().__init__(path, manifest, tensors, threads)
+        try:  # the open-set score's bank of reference drawings, its sha256 verified with the other files
+            self._references = open_set.read_references(self.path, manifest.get(open_set.SECTION))
+        except ValueError as error:
+            raise BundleError(f"bundle {self.path}: {error}") from None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -307,9 +312,5 @@ def load_bundle(path, threads: int | None = None, task: str | None = CLASSIFICAT
         bundle = RegressionBundle(path, manifest, tensors, threads)
     else:
         bundle = Bundle(path, manifest, tensors, threads)
-        try:
-            bundle._references = open_set.read_references(path, manifest.get(open_set.SECTION))
-        except ValueError as error:
-            raise BundleError(f"bundle {path}: {error}") from None
     bundle._check_weights()
     return bundle
