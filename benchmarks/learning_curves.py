@@ -12,7 +12,9 @@ run of training/train.py in OUT/<curve>/seed-<seed>: checkpoint.pt, config.json,
 --resume, finished runs are skipped, interrupted ones continue from their checkpoint (bit for bit)
 and missing ones start; without it a folder that already holds a run is refused. --no-train reads
 the runs as they stand (finished or not, or still training in another process) and only prints the
-table and draws the plot.
+table and draws the plot. --runs LABEL=DIR[,DIR...] (repeatable, in place of --presets) reports run
+folders trained some other way, e.g. by `python -m training train` with options no preset has, one
+curve a label and a seed a folder; it trains nothing.
 
 Accuracy: each run's live held-out estimate (metrics.jsonl's test_accuracy: --eval-tasks fresh
 held-out tasks every --eval-interval meta-iterations, fine-tuned as the preset evaluates). A curve
@@ -61,13 +63,26 @@ def seed_list(text: str) -> list:
     return seeds
 
 
+def labelled_runs(text: str) -> tuple:
+    """ "LABEL=DIR[,DIR...]" -> (LABEL, [DIR, ...]): one curve, a run folder per seed."""
+    label, _, folders = text.partition("=")
+    runs = [Path(folder) for folder in folders.split(",") if folder]
+    if not label or not runs:
+        raise argparse.ArgumentTypeError(f"expected LABEL=DIR[,DIR...], got {text!r}")
+    return label, runs
+
+
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.learning_curves",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--presets", type=name_list(PRESETS, "presets"), required=True)
+    curves = parser.add_mutually_exclusive_group(required=True)
+    curves.add_argument("--presets", type=name_list(PRESETS, "presets"))
+    curves.add_argument(
+        "--runs", type=labelled_runs, action="append", help="LABEL=DIR[,DIR...]: report these run folders as a curve"
+    )
     parser.add_argument(
         "--algorithms", type=name_list(ALGORITHMS, "algorithms"), help="run each preset by each of these"
     )
@@ -78,7 +93,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--meta-step-final", type=nonnegative_float, help="default: each preset's")
     parser.add_argument("--eval-interval", type=positive_int, help="meta-iterations between live estimates")
     parser.add_argument("--eval-tasks", type=positive_int, help="held-out tasks per live estimate")
-    parser.add_argument("--out", type=Path, required=True, help="the runs' folder: OUT/<curve>/seed-<seed>")
+    parser.add_argument("--out", type=Path, help="the runs' folder: OUT/<curve>/seed-<seed> (with --presets)")
     parser.add_argument("--plot", type=Path, help="draw the curves into this PNG")
     parser.add_argument("--resume", action="store_true", help="skip finished runs, continue interrupted ones")
     parser.add_argument("--no-train", action="store_true", help="only report the runs as they stand: table and plot")
@@ -87,6 +102,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     check_device(parser, args.device)
+    if args.presets and args.out is None:
+        parser.error("argument --out: required with --presets")
     if args.plot and not args.plot.parent.is_dir() and args.plot.parent != args.out:
         parser.error(f"argument --plot: directory {args.plot.parent} does not exist")
     args.parser = parser
@@ -223,6 +240,12 @@ def plot(curves: dict, path: Path) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_arguments(argv)
+    if args.runs:
+        labels = [label for label, _ in args.runs]
+        twice = next((label for label in labels if labels.count(label) > 1), None)
+        if twice:
+            args.parser.error(f"argument --runs: the label {twice!r} is given twice")
+        return report(dict(args.runs), args)
     configs = curve_configs(args)
     if args.no_train:
         missing = [run for name in configs for run in runs_of(args, name) if not (run / "metrics.jsonl").exists()]
@@ -234,7 +257,15 @@ def main(argv=None) -> int:
         except ValueError as error:  # a resumed run with other settings, a setting training refuses
             print(f"error: {error}", file=sys.stderr)
             return 2
-    curves = {name: curve(runs_of(args, name)) for name in configs}
+    return report({name: runs_of(args, name) for name in configs}, args)
+
+
+def report(runs: dict, args) -> int:
+    """Print the table of every curve's run folders ({label: [folder per seed]}) and draw the plot."""
+    missing = [run for folders in runs.values() for run in folders if not (run / "metrics.jsonl").exists()]
+    if missing:
+        args.parser.error(f"argument --runs: {missing[0]} holds no run to report")
+    curves = {name: curve(folders) for name, folders in runs.items()}
     print_table(curves)
     if args.plot:
         plot(curves, args.plot)

@@ -179,6 +179,38 @@ def test_learning_curves_trains_resumes_and_plots(tmp_path, omniglot_dir):
     assert absent.returncode == 2 and "argument --no-train:" in absent.stderr and "seed-5 holds no run" in absent.stderr
 
 
+def test_learning_curves_reports_run_folders_trained_elsewhere(tmp_path):
+    """--runs LABEL=DIR,DIR: one curve a label, a seed a folder, the estimates' own time taken out."""
+
+    def run_folder(name, rows):
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [{"iteration": it, "test_accuracy": acc, "elapsed_s": s, "eval_s": 1.0} for it, acc, s in rows]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        return str(folder)
+
+    a0 = run_folder("a0", [(100, 0.5, 10.0), (200, 0.7, 21.0)])
+    a1 = run_folder("a1", [(100, 0.6, 12.0), (200, 0.9, 23.0)])
+    b = run_folder("b", [(100, 0.4, 5.0)])
+    plot = tmp_path / "curves.png"
+    result = run_python(
+        "-m", "benchmarks.learning_curves", "--runs", f"two={a0},{a1}", "--runs", f"one={b}", "--plot", str(plot)
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith(("two ", "one "))}
+    assert rows["two"][1:5] == ["2", "200", "80.00", "±"] and rows["two"][-1] == "0.1050"  # (21 - 1 + 23 - 1) / 2 / 200
+    assert rows["one"][1:4] == ["1", "100", "40.00"] and plot.stat().st_size > 10_000
+    for flags, message in (
+        (["--runs", "two"], "argument --runs: expected LABEL=DIR"),
+        (["--runs", f"x={a0}", "--runs", f"x={b}"], "argument --runs: the label 'x' is given twice"),
+        (["--runs", f"x={tmp_path / 'none'}"], "none holds no run to report"),
+        (["--runs", f"x={a0}", "--presets", "ablation-g1"], "not allowed with argument"),
+        (["--presets", "ablation-g1"], "argument --out: required with --presets"),
+    ):
+        refused = run_python("-m", "benchmarks.learning_curves", *flags)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr, flags
+
+
 def test_learning_curves_names_a_bad_flag():
     for flags, message in (
         (["--presets", "omniglot-7w"], "argument --presets: unknown presets: omniglot-7w"),
