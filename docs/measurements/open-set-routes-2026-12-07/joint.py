@@ -13,6 +13,8 @@ from training.tasks import to_tensor
 torch.set_num_threads(1)
 ways, shots, fit_count, test_count = (int(a) for a in sys.argv[1:5])
 tasks = OpenSetTasks(Path("checkpoints/omniglot-20w1s/checkpoint.pt"), Path("static/models/omniglot-20w"), Path("../shared/data/omniglot"))
+import os
+if os.environ.get("STEPS"): tasks.defaults = {**tasks.defaults, "steps": int(os.environ["STEPS"])}
 bank = to_tensor(tasks.reference_bank())
 J = torch.load("runs/omniglot-20w-joint/checkpoint.pt", weights_only=False)["joint"]
 jspec = ModelSpec(**J["spec"]); jparams = [torch.as_tensor(p)[None] for p in J["params"]]
@@ -43,4 +45,4 @@ for split, count in (("mirrored", fit_count), ("test", test_count)):
             JX.append(joint_inputs(support[t], labels[t].numpy(), queries[t]))
     out[split] = [np.stack(a) for a in (X, JX, P)]
     print(split, f"{time.time() - t0:.0f}s", flush=True)
-np.savez(f"/tmp/h/joint-{ways}x{shots}-{fit_count}-{test_count}.npz", **{f"{s}_{k}": v for s, a in out.items() for k, v in zip(("x", "j", "logits"), a)})
+np.savez(f"/tmp/h/joint-s{os.environ.get('STEPS', 10)}-{ways}x{shots}-{fit_count}-{test_count}.npz", **{f"{s}_{k}": v for s, a in out.items() for k, v in zip(("x", "j", "logits"), a)})
