@@ -151,6 +151,14 @@ def checkpoints(tmp_path_factory):
     }
 
 
+def test_a_start_is_named_by_its_run_folder_and_curve():
+    from training.start_points import run_name
+
+    assert run_name("runs/ablation/ablation-g4/seed-0/checkpoint.pt") == "ablation-g4 seed-0"
+    assert run_name("checkpoints/omniglot-5w1s/checkpoint.pt") == "omniglot-5w1s"
+    assert run_name("random init (seed 0)") == "random init (seed 0)"
+
+
 def test_gradient_alignment_runs_end_to_end(checkpoints, omniglot_dir, tmp_path):
     out, plot = tmp_path / "alignment.json", tmp_path / "alignment.png"
     command = ["gradient-alignment", "--checkpoint", str(checkpoints["reptile"]), "--checkpoint"]

@@ -115,6 +115,15 @@ def publish(contents: dict, columns: list, panels: list, *, out: Path | None, pl
         plot_bars(contents["starts"], panels, plot, title)
 
 
+def run_name(start: str) -> str:
+    """A start's name on a plot: its checkpoint's run folder, with the curve's name for the learning-curve
+    runner's OUT/<curve>/seed-<s> layout; a random start's label as it is."""
+    folder = Path(start).parent
+    if folder.name.startswith("seed-") and folder.parent.name:
+        return f"{folder.parent.name} {folder.name}"
+    return folder.name or start
+
+
 def plot_bars(rows: list, panels: list, out_path: Path, title: str) -> None:
     """One panel per (heading, function of a row -> {"mean", "sem"}): a bar per start with its standard error."""
     import matplotlib
@@ -124,14 +133,12 @@ def plot_bars(rows: list, panels: list, out_path: Path, title: str) -> None:
 
     short = [f"{r['algorithm']}, it. {r['iteration']}" for r in rows]
     crowded = len(rows) > 4
-    names = (
-        short  # many starts: a run's snapshots, told apart by their iteration
-        if crowded and len(set(short)) == len(short)
-        else [
-            f"{textwrap.fill(Path(r['start']).parent.name or r['start'], 16)}\n{s}"
-            for r, s in zip(rows, short, strict=True)
-        ]
-    )
+    if crowded and len(set(short)) == len(short):  # many starts: a run's snapshots, told apart by their iteration
+        names = short
+    elif crowded:  # many runs: one slanted line each
+        names = [f"{run_name(r['start'])} ({s})" for r, s in zip(rows, short, strict=True)]
+    else:
+        names = [f"{textwrap.fill(run_name(r['start']), 16)}\n{s}" for r, s in zip(rows, short, strict=True)]
     columns = 3 if len(panels) % 3 == 0 else min(2, len(panels))
     lines = -(-len(panels) // columns)
     fig, axes = plt.subplots(lines, columns, figsize=(5 * columns, 4 * lines), squeeze=False)
