@@ -245,6 +245,9 @@ def main(argv=None) -> int:
         twice = next((label for label in labels if labels.count(label) > 1), None)
         if twice:
             args.parser.error(f"argument --runs: the label {twice!r} is given twice")
+        missing = [run for _, folders in args.runs for run in folders if not (run / "metrics.jsonl").exists()]
+        if missing:
+            args.parser.error(f"argument --runs: {missing[0]} holds no run to report")
         return report(dict(args.runs), args)
     configs = curve_configs(args)
     if args.no_train:
@@ -262,9 +265,6 @@ def main(argv=None) -> int:
 
 def report(runs: dict, args) -> int:
     """Print the table of every curve's run folders ({label: [folder per seed]}) and draw the plot."""
-    missing = [run for folders in runs.values() for run in folders if not (run / "metrics.jsonl").exists()]
-    if missing:
-        args.parser.error(f"argument --runs: {missing[0]} holds no run to report")
     curves = {name: curve(folders) for name, folders in runs.items()}
     print_table(curves)
     if args.plot:
