@@ -30,7 +30,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from training.arguments import check_device, nonnegative_float, positive_int
+from training.arguments import check_device, labelled_paths, nonnegative_float, positive_int
 from training.presets import PRESETS
 from training.reptile import ALGORITHMS
 
@@ -63,15 +63,6 @@ def seed_list(text: str) -> list:
     return seeds
 
 
-def labelled_runs(text: str) -> tuple:
-    """ "LABEL=DIR[,DIR...]" -> (LABEL, [DIR, ...]): one curve, a run folder per seed."""
-    label, _, folders = text.partition("=")
-    runs = [Path(folder) for folder in folders.split(",") if folder]
-    if not label or not runs:
-        raise argparse.ArgumentTypeError(f"expected LABEL=DIR[,DIR...], got {text!r}")
-    return label, runs
-
-
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.learning_curves",
@@ -81,7 +72,10 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     curves = parser.add_mutually_exclusive_group(required=True)
     curves.add_argument("--presets", type=name_list(PRESETS, "presets"))
     curves.add_argument(
-        "--runs", type=labelled_runs, action="append", help="LABEL=DIR[,DIR...]: report these run folders as a curve"
+        "--runs",
+        type=labelled_paths("DIR"),
+        action="append",
+        help="LABEL=DIR[,DIR...]: report these run folders as a curve",
     )
     parser.add_argument(
         "--algorithms", type=name_list(ALGORITHMS, "algorithms"), help="run each preset by each of these"

@@ -47,6 +47,19 @@ def ways_x_shots(text: str) -> list:
     return settings
 
 
+def labelled_paths(kind: str):
+    """An argument type: "LABEL=KIND[,KIND...]" -> (LABEL, [Path, ...]), one label over a path per seed."""
+
+    def parse(text: str) -> tuple:
+        label, _, listed = text.partition("=")
+        paths = [Path(path) for path in listed.split(",") if path]
+        if not label or not paths:
+            raise argparse.ArgumentTypeError(f"expected LABEL={kind}[,{kind}...], got {text!r}")
+        return label, paths
+
+    return parse
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that override a preset's Config fields (train)."""
     group = parser.add_argument_group("overrides of the preset")
