@@ -45,14 +45,18 @@ def collect(groups: list) -> dict:
     return panels
 
 
+def seed_mean(seeds: list) -> float:
+    """The mean accuracy over a label's reports [(accuracy, ci95), ...]."""
+    return sum(accuracy for accuracy, _ in seeds) / len(seeds)
+
+
 def table(panels: dict) -> str:
     lines = []
     for panel, labels in panels.items():
         lines.append(panel)
         for label, seeds in labels.items():
-            mean = sum(a for a, _ in seeds) / len(seeds)
             each = ", ".join(f"{a:.2f} ± {c:.2f}" for a, c in seeds)
-            lines.append(f"  {label:32} mean {mean:6.2f} %   {each}")
+            lines.append(f"  {label:32} mean {seed_mean(seeds):6.2f} %   {each}")
     return "\n".join(lines)
 
 
@@ -70,8 +74,7 @@ def plot(panels: dict, out_path: Path, title: str) -> None:
             offsets = [0.0] if len(seeds) == 1 else [0.3 * (i / (len(seeds) - 1) - 0.5) for i in range(len(seeds))]
             for dx, (accuracy, ci) in zip(offsets, seeds, strict=True):
                 ax.errorbar(x + dx, accuracy, yerr=ci, fmt="o", ms=4, color=f"C{x % 10}", capsize=2)
-            mean = sum(a for a, _ in seeds) / len(seeds)
-            ax.hlines(mean, x - 0.3, x + 0.3, color=f"C{x % 10}", lw=2)
+            ax.hlines(seed_mean(seeds), x - 0.3, x + 0.3, color=f"C{x % 10}", lw=2)
         ax.set_xticks(range(len(labels)), list(labels), rotation=30 if len(labels) > 3 else 0, ha="right")
         ax.set(ylabel="accuracy (%), 95 % intervals", title=panel)
         ax.grid(axis="y", alpha=0.3)
