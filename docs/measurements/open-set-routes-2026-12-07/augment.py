@@ -4,8 +4,9 @@ product's 9-input logistic refitted on mirrored tasks adapted the same way, meas
 import sys, time, math
 from pathlib import Path
 import numpy as np, torch
-import torch.nn.functional as F
 sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).parent))
+from warp import warp
 from tools.open_set_tasks import OpenSetTasks, draw_chunks
 from training.reptile import grouped, inner_loop
 from training.tasks import flatten_task, to_tensor
@@ -14,17 +15,6 @@ ways, copies, count, seed = (int(a) for a in sys.argv[1:5])
 TAG = "-mild" if "--mild" in sys.argv else ""
 ROT, SCALE, SHEAR, SHIFT = (math.radians(10), 0.1, 0.15, 1.5 / 14) if "--mild" not in sys.argv else (math.radians(5), 0.05, 0.07, 0.75 / 14)
 tasks = OpenSetTasks(Path("checkpoints/omniglot-20w1s/checkpoint.pt"), Path("static/models/omniglot-20w"), Path("../shared/data/omniglot"))
-
-def warp(images, gen):
-    """images [m, 1, 28, 28] -> random affine copies"""
-    m = len(images)
-    u = lambda lo, hi: torch.rand(m, generator=gen) * (hi - lo) + lo
-    a, s, sh = u(-ROT, ROT), u(1 - SCALE, 1 + SCALE), u(-SHEAR, SHEAR)
-    tx, ty = u(-SHIFT, SHIFT), u(-SHIFT, SHIFT)
-    c, si = torch.cos(a), torch.sin(a)
-    theta = torch.stack([torch.stack([c / s, (-si + sh) / s, tx], -1), torch.stack([si / s, c / s, ty], -1)], 1)
-    grid = F.affine_grid(theta, images.shape, align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 meta = tasks.head([p.detach() for p in tasks.state.params], ways)
 adam_v = tasks.head(list(tasks.state.adam_v), ways)
@@ -35,7 +25,7 @@ for split in ("mirrored", "test"):
     for drawn, scribbles in draw_chunks(tasks.images[split], split, ways, 1, count, seed):
         g = len(drawn)
         support = to_tensor(drawn[:, :ways, 0])  # [g, N, 1, 28, 28]
-        extra = [warp(support.reshape(-1, 1, 28, 28), gen).reshape(support.shape) for _ in range(copies)]
+        extra = [warp(support.reshape(-1, 1, 28, 28), gen, ROT, SCALE, SHEAR, SHIFT).reshape(support.shape) for _ in range(copies)]
         support = torch.stack([support] + extra, 2).reshape(g, ways * (copies + 1), 1, 28, 28)
         labels = torch.arange(ways).repeat_interleave(copies + 1).expand(g, -1).contiguous()
         queries = torch.cat([to_tensor(drawn[:, :ways, 1]), to_tensor(drawn[:, ways, :1]), torch.from_numpy(scribbles)], 1)

@@ -5,8 +5,9 @@ steadily the query matches its best class under small changes of the drawing."""
 import sys, time, math
 from pathlib import Path
 import numpy as np, torch
-import torch.nn.functional as F
 sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).parent))
+from warp import warp
 from tools.open_set_tasks import OpenSetTasks
 from training.tasks import to_tensor
 torch.set_num_threads(1)
@@ -15,16 +16,6 @@ ROT, SCALE, SHEAR, SHIFT = math.radians(5), 0.05, 0.07, 0.75 / 14
 tasks = OpenSetTasks(Path("checkpoints/omniglot-20w1s/checkpoint.pt"), Path("static/models/omniglot-20w"), Path("../shared/data/omniglot"))
 bank = to_tensor(tasks.reference_bank(60))
 
-def warp(images, gen):
-    m = len(images)
-    u = lambda lo, hi: torch.rand(m, generator=gen) * (hi - lo) + lo
-    a, s, sh = u(-ROT, ROT), u(1 - SCALE, 1 + SCALE), u(-SHEAR, SHEAR)
-    tx, ty = u(-SHIFT, SHIFT), u(-SHIFT, SHIFT)
-    c, si = torch.cos(a), torch.sin(a)
-    theta = torch.stack([torch.stack([c / s, (-si + sh) / s, tx], -1), torch.stack([si / s, c / s, ty], -1)], 1)
-    grid = F.affine_grid(theta, images.shape, align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
 out = {}
 for split, count in (("mirrored", fit_count), ("test", test_count)):
     t0 = time.time(); X, M, S = [], [], []
@@ -32,7 +23,7 @@ for split, count in (("mirrored", fit_count), ("test", test_count)):
     for _, params, support, labels, queries in tasks.adapted(split, ways, shots, count, 21):
         for t in range(len(support)):
             q = queries[t]
-            allq = torch.cat([q] + [warp(q, gen) for _ in range(copies)])  # [(A+1) q, ...]
+            allq = torch.cat([q] + [warp(q, gen, ROT, SCALE, SHEAR, SHIFT) for _ in range(copies)])  # [(A+1) q, ...]
             x, _ = tasks.score_inputs(params, t, support[t], labels[t], allq, ways, bank)
             x = x.reshape(copies + 1, len(q), -1)
             X.append(x[0]); M.append(x.mean(0)); S.append(x.std(0))
