@@ -1,16 +1,12 @@
 import sys
 import numpy as np
+from pathlib import Path
 sys.path.insert(0, ".")
-from tools.calibration import auroc, fit_logistic
+sys.path.insert(0, str(Path(__file__).parent))
+from tools.calibration import auroc
+import fit as shared_fit
 ways = int(sys.argv[1]); f = np.load(sys.argv[2])
-def run(cols_fit, cols_test, label):
-    X, T = cols_fit, cols_test
-    y = np.tile(np.r_[np.zeros(ways), 1, 1], len(X))
-    mean, scale, w, b = fit_logistic(X.reshape(-1, X.shape[-1]), y)
-    sc = lambda A: ((A - mean) / scale) @ w + b
-    fs, ts = sc(X), sc(T); lim = np.quantile(fs[:, :ways], 0.95)
-    print(f"{label:30} AUROC novel {auroc(ts[:, :ways].ravel(), ts[:, ways]):.4f} scribble {auroc(ts[:, :ways].ravel(), ts[:, ways + 1]):.4f}"
-          f"  flagged in-set {100 * (ts[:, :ways] > lim).mean():.1f} novel {100 * (ts[:, ways] > lim).mean():.1f} scribble {100 * (ts[:, ways + 1] > lim).mean():.1f}")
+run = lambda X, T, label: shared_fit.run(X, T, ways, label, width=30)
 mx, tx, mj, tj = f["mirrored_x"], f["test_x"], f["mirrored_j"], f["test_j"]
 names = [f"b{b}" for b in range(1,5)] + [f"b{b}p" for b in range(1,5)]
 names = names + [n + "z" for n in names]

@@ -1,7 +1,10 @@
 import sys
 import numpy as np
+from pathlib import Path
 sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).parent))
 from tools.calibration import auroc, fit_logistic
+import fit as shared_fit
 ways = int(sys.argv[1]); f = np.load(sys.argv[2])
 def zinputs(split, use):
     cos, bank = f[f"{split}_cos"], f[f"{split}_bank"]  # [T, q, 8, C], [T, R, 8, C]
@@ -18,12 +21,7 @@ def zinputs(split, use):
 def fit(extra_fit, extra_test, label):
     X = f["mirrored_x"] if extra_fit is None else np.concatenate([f["mirrored_x"], extra_fit], -1)
     T = f["test_x"] if extra_test is None else np.concatenate([f["test_x"], extra_test], -1)
-    y = np.tile(np.r_[np.zeros(ways), 1, 1], len(X))
-    mean, scale, w, b = fit_logistic(X.reshape(-1, X.shape[-1]), y)
-    sc = lambda A: ((A - mean) / scale) @ w + b
-    fs, ts = sc(X), sc(T); lim = np.quantile(fs[:, :ways], 0.95)
-    print(f"{label:34} AUROC novel {auroc(ts[:, :ways].ravel(), ts[:, ways]):.3f} scribble {auroc(ts[:, :ways].ravel(), ts[:, ways + 1]):.3f}"
-          f"  flagged in-set {100 * (ts[:, :ways] > lim).mean():.1f} novel {100 * (ts[:, ways] > lim).mean():.1f} scribble {100 * (ts[:, ways + 1] > lim).mean():.1f}")
+    shared_fit.run(X, T, ways, label, digits=3)
 fit(None, None, "the product's 9 inputs")
 for use in ("z", "zpick", "quantile"):
     a, b = zinputs("mirrored", use), zinputs("test", use)
